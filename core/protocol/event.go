@@ -93,13 +93,31 @@ func ParseTime(raw json.RawMessage) (time.Time, error) {
 				return time.Time{}, errors.New("timestamp " + strconv.Quote(s) + " is not ISO-8601")
 			}
 		}
-		return t.UTC(), nil
+		return inRange(t.UTC())
 	}
 	var ms float64
 	if err := json.Unmarshal(raw, &ms); err != nil {
 		return time.Time{}, errors.New("timestamp is not a string or epoch milliseconds")
 	}
-	return time.UnixMilli(int64(ms)).UTC(), nil
+	if ms < minMillis || ms > maxMillis {
+		return time.Time{}, errors.New("timestamp is outside the years 1 to 9999")
+	}
+	return inRange(time.UnixMilli(int64(ms)).UTC())
+}
+
+// Bounds of a wire timestamp in epoch milliseconds: years 1 to 9999, the
+// range ISO-8601 (and TimeLayout) can write.
+const (
+	minMillis = -62135596800000
+	maxMillis = 253402300799999
+)
+
+// inRange rejects times the wire layout cannot write back.
+func inRange(t time.Time) (time.Time, error) {
+	if y := t.Year(); y < 1 || y > 9999 {
+		return time.Time{}, errors.New("timestamp is outside the years 1 to 9999")
+	}
+	return t, nil
 }
 
 // Event is one change to one document of a repository.

@@ -1,0 +1,273 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/lfsync/lfsync/core/protocol"
+	"github.com/lfsync/lfsync/server"
+)
+
+// appendReq is one Append waiting for the writer.
+type appendReq struct {
+	ctx      context.Context
+	ns, repo string
+	events   []protocol.Event
+	done     chan appendResult // buffered: the writer never blocks on it
+}
+
+type appendResult struct {
+	res []server.Appended
+	err error
+}
+
+// writeStmts are the writer connection's prepared statements.
+type writeStmts struct {
+	repo, newRepo, insert, seqByID, doc, bump *sql.Stmt
+}
+
+func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		{&w.repo, `SELECT id, last_seq, events FROM repos WHERE ns = ? AND name = ?`},
+		{&w.newRepo, `INSERT INTO repos (ns, name) VALUES (?, ?) RETURNING id`},
+		{&w.insert, `INSERT INTO events (repo_id, seq, id, data_id, op, created_at_ms, data, meta)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (repo_id, id) DO NOTHING`},
+		{&w.seqByID, `SELECT seq FROM events WHERE repo_id = ? AND id = ?`},
+		{&w.doc, `INSERT INTO docs (repo_id, data_id, seq, created_at_ms) VALUES (?, ?, ?, ?)
+			ON CONFLICT (repo_id, data_id) DO UPDATE SET seq = excluded.seq, created_at_ms = excluded.created_at_ms`},
+		{&w.bump, `UPDATE repos SET last_seq = ?, events = ? WHERE id = ?`},
+	} {
+		st, err := c.PrepareContext(ctx, p.query)
+		if err != nil {
+			return fmt.Errorf("failed to prepare %q: %w", p.query, err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+func (w *writeStmts) close() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{w.repo, w.newRepo, w.insert, w.seqByID, w.doc, w.bump} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Append stores events in one repository, all or nothing; see server.Store.
+// It returns once the group commit holding the events is durable. When ctx
+// ends while the request is queued, Append returns ctx's error; the writer
+// skips a request whose context has ended, but a request already committing
+// may still be stored (a re-push then deduplicates it).
+func (s *Store) Append(ctx context.Context, ns, repo string, events []protocol.Event) ([]server.Appended, error) {
+	if err := checkAppend(ns, repo, events); err != nil {
+		return nil, fmt.Errorf("sqlite: failed to append to %s/%s: %w", ns, repo, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: failed to append to %s/%s: %w", ns, repo, err)
+	}
+	if len(events) == 0 {
+		if s.isClosed.Load() {
+			return nil, fmt.Errorf("sqlite: failed to append to %s/%s: %w", ns, repo, ErrClosed)
+		}
+		return []server.Appended{}, nil
+	}
+	req := &appendReq{ctx: ctx, ns: ns, repo: repo, events: events, done: make(chan appendResult, 1)}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return nil, fmt.Errorf("sqlite: failed to append to %s/%s: %w", ns, repo, ErrClosed)
+	}
+	select {
+	case s.reqs <- req:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return nil, fmt.Errorf("sqlite: failed to append to %s/%s: %w", ns, repo, ctx.Err())
+	}
+	s.mu.RUnlock()
+	select {
+	case r := <-req.done:
+		if r.err != nil {
+			return nil, fmt.Errorf("sqlite: failed to append to %s/%s: %w", ns, repo, r.err)
+		}
+		return r.res, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("sqlite: failed to append to %s/%s: %w", ns, repo, ctx.Err())
+	}
+}
+
+// checkAppend reports what is wrong with an Append's input.
+func checkAppend(ns, repo string, events []protocol.Event) error {
+	if err := checkNames(ns, repo); err != nil {
+		return err
+	}
+	for i, e := range events {
+		if err := e.Validate(); err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+		if len(e.Data) > 0 && !json.Valid(e.Data) {
+			return fmt.Errorf("event %d (%s): data is not valid JSON", i, e.ID)
+		}
+		if len(e.Meta) > 0 && !json.Valid(e.Meta) {
+			return fmt.Errorf("event %d (%s): meta is not valid JSON", i, e.ID)
+		}
+	}
+	return nil
+}
+
+// write is the writer goroutine: it takes every queued request, commits
+// them in one transaction, answers them, and repeats until reqs is closed
+// and drained.
+func (s *Store) write() {
+	defer close(s.done)
+	group := make([]*appendReq, 0, s.maxGroup)
+	for first := range s.reqs {
+		group = append(group[:0], first)
+		n := len(first.events)
+	drain:
+		for len(group) < s.maxGroup && n < s.maxGroupEvents {
+			select {
+			case r, ok := <-s.reqs:
+				if !ok {
+					break drain
+				}
+				group = append(group, r)
+				n += len(r.events)
+			default:
+				break drain
+			}
+		}
+		s.commit(group)
+		clear(group)
+	}
+}
+
+// commit applies a group of requests in one transaction, each inside its own
+// savepoint, and answers every request once the transaction is durable.
+func (s *Store) commit(group []*appendReq) {
+	ctx := context.Background() // a request's context must not abort the group
+	results := make([]appendResult, len(group))
+	answer := func() {
+		for i, r := range group {
+			r.done <- results[i]
+		}
+	}
+	failAll := func(err error) {
+		for i := range results {
+			if results[i].err == nil {
+				results[i] = appendResult{err: err}
+			}
+		}
+		answer()
+	}
+	if _, err := s.wc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		failAll(fmt.Errorf("failed to begin transaction: %w", err))
+		return
+	}
+	s.groups.Add(1)
+	for i, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			results[i].err = err
+			continue
+		}
+		if _, err := s.wc.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+			s.rollback(ctx)
+			failAll(fmt.Errorf("failed to open savepoint: %w", err))
+			return
+		}
+		res, err := s.apply(ctx, r)
+		if err != nil {
+			results[i].err = err
+			if _, rerr := s.wc.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
+				s.rollback(ctx)
+				failAll(fmt.Errorf("failed to roll back to savepoint: %w", rerr))
+				return
+			}
+		}
+		if _, err := s.wc.ExecContext(ctx, "RELEASE req"); err != nil {
+			s.rollback(ctx)
+			failAll(fmt.Errorf("failed to release savepoint: %w", err))
+			return
+		}
+		if results[i].err == nil {
+			results[i].res = res
+		}
+	}
+	if _, err := s.wc.ExecContext(ctx, "COMMIT"); err != nil {
+		s.rollback(ctx)
+		for i := range results {
+			results[i].res = nil
+		}
+		failAll(fmt.Errorf("failed to commit: %w", err))
+		return
+	}
+	answer()
+}
+
+// rollback abandons the writer's open transaction, if any.
+func (s *Store) rollback(ctx context.Context) {
+	_, _ = s.wc.ExecContext(ctx, "ROLLBACK")
+}
+
+// apply stores one request's events inside the writer's transaction.
+func (s *Store) apply(ctx context.Context, r *appendReq) ([]server.Appended, error) {
+	w := &s.w
+	var repoID, last, count int64
+	err := w.repo.QueryRowContext(ctx, r.ns, r.repo).Scan(&repoID, &last, &count)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = w.newRepo.QueryRowContext(ctx, r.ns, r.repo).Scan(&repoID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to read repository: %w", err)
+	}
+	out := make([]server.Appended, len(r.events))
+	grew := false
+	for i, e := range r.events {
+		ms := e.CreatedAt.UnixMilli()
+		res, err := w.insert.ExecContext(ctx, repoID, last+1, e.ID, e.DataID, int64(e.Operation), ms, blob(e.Data), blob(e.Meta))
+		if err != nil {
+			return nil, fmt.Errorf("failed to insert event %s: %w", e.ID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("failed to insert event %s: %w", e.ID, err)
+		}
+		if n == 0 { // already stored: a re-push
+			var seq int64
+			if err := w.seqByID.QueryRowContext(ctx, repoID, e.ID).Scan(&seq); err != nil {
+				return nil, fmt.Errorf("failed to read stored event %s: %w", e.ID, err)
+			}
+			out[i] = server.Appended{ID: e.ID, Sequence: seq}
+			continue
+		}
+		last++
+		count++
+		grew = true
+		if _, err := w.doc.ExecContext(ctx, repoID, e.DataID, last, ms); err != nil {
+			return nil, fmt.Errorf("failed to index document %s: %w", e.DataID, err)
+		}
+		out[i] = server.Appended{ID: e.ID, Sequence: last, New: true}
+	}
+	if grew {
+		if _, err := w.bump.ExecContext(ctx, last, count, repoID); err != nil {
+			return nil, fmt.Errorf("failed to advance repository sequence: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// blob returns b as a query argument, NULL when empty.
+func blob(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}

@@ -1,0 +1,377 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/lfsync/lfsync/core/protocol"
+)
+
+// hub holds one broadcaster per repository and fans committed events out to
+// subscribed connections in sequence order.
+type hub struct {
+	ctx      context.Context
+	store    Store
+	log      *slog.Logger
+	metrics  *metrics
+	pageSize int
+
+	mu    sync.Mutex
+	repos map[repoKey]*broadcaster
+}
+
+type repoKey struct{ ns, repo string }
+
+// origin is who appended an event on this node, so fan-out can skip it.
+type origin struct {
+	conn     *conn
+	clientID string
+}
+
+// broadcaster fans one repository's log out to its subscribers. It tracks
+// the last sequence sent and reads every event after it from Store.Range, so
+// concurrent commits, commits of other nodes and lost notifications never
+// leave a gap or cause a duplicate: delivery runs on one goroutine at a time,
+// in log order.
+type broadcaster struct {
+	h   *hub
+	key repoKey
+
+	mu       sync.Mutex
+	ready    bool
+	lastSent int64 // highest sequence delivered (or skipped for want of subscribers)
+	target   int64 // highest sequence known to exist
+	probe    bool  // read the log even if lastSent >= target (watcher poll)
+	running  bool
+	subs     map[*conn]struct{}
+	origins  map[string]*pending // by event id
+}
+
+func newHub(ctx context.Context, store Store, log *slog.Logger, m *metrics, pageSize int) *hub {
+	return &hub{ctx: ctx, store: store, log: log, metrics: m, pageSize: pageSize, repos: make(map[repoKey]*broadcaster)}
+}
+
+// get returns the repository's broadcaster, initialized to the log's current
+// end.
+func (h *hub) get(ctx context.Context, ns, repo string) (*broadcaster, error) {
+	key := repoKey{ns, repo}
+	h.mu.Lock()
+	b := h.repos[key]
+	if b == nil {
+		b = &broadcaster{h: h, key: key, subs: make(map[*conn]struct{}), origins: make(map[string]*pending)}
+		h.repos[key] = b
+	}
+	h.mu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.ready {
+		last, err := h.store.LastSequence(ctx, ns, repo)
+		if err != nil {
+			return nil, err
+		}
+		b.lastSent, b.target, b.ready = last, last, true
+	}
+	return b, nil
+}
+
+// lookup returns an existing broadcaster or nil.
+func (h *hub) lookup(ns, repo string) *broadcaster {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.repos[repoKey{ns, repo}]
+}
+
+// subscribe makes c receive the repository's events committed from now on.
+func (h *hub) subscribe(ctx context.Context, c *conn, ns, repo string) (*broadcaster, error) {
+	b, err := h.get(ctx, ns, repo)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.subs[c] = struct{}{}
+	b.mu.Unlock()
+	c.addSub(b)
+	return b, nil
+}
+
+func (b *broadcaster) unsubscribe(c *conn) {
+	b.mu.Lock()
+	delete(b.subs, c)
+	b.mu.Unlock()
+}
+
+// append stores events and schedules their fan-out. Appends run
+// concurrently (the store may group-commit them); the origin of each event
+// is recorded by id before the commit, so the broadcaster, which may read
+// the event as soon as it commits, always knows whom not to send it to.
+func (b *broadcaster) append(ctx context.Context, from origin, events []protocol.Event) ([]Appended, error) {
+	track := from.conn != nil || from.clientID != ""
+	if track {
+		b.mu.Lock()
+		for _, e := range events {
+			po := b.origins[e.ID]
+			if po == nil {
+				po = &pending{}
+				b.origins[e.ID] = po
+			}
+			po.from = append(po.from, from)
+		}
+		b.mu.Unlock()
+	}
+	start := time.Now()
+	res, err := b.h.store.Append(ctx, b.key.ns, b.key.repo, events)
+	b.h.metrics.appendLatency.observe(time.Since(start))
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err != nil {
+		if track {
+			for _, e := range events {
+				b.forgetLocked(e.ID, from)
+			}
+		}
+		return nil, err
+	}
+	var max int64
+	for _, r := range res {
+		if r.New {
+			b.h.metrics.eventsStored.Add(1)
+			if r.Sequence > max {
+				max = r.Sequence
+			}
+		}
+		if !track {
+			continue
+		}
+		po := b.origins[r.ID]
+		switch {
+		case po == nil: // already delivered
+		case !r.New:
+			b.forgetLocked(r.ID, from)
+		case r.Sequence <= b.lastSent:
+			// Skipped for want of subscribers before we got here.
+			delete(b.origins, r.ID)
+		default:
+			po.seq = r.Sequence
+		}
+	}
+	if max > b.target {
+		b.target = max
+		b.startLocked()
+	}
+	return res, nil
+}
+
+// pending records who appended an event not yet fanned out.
+type pending struct {
+	from []origin
+	seq  int64 // 0 while the append is in flight
+}
+
+// forgetLocked removes one origin of an event id.
+func (b *broadcaster) forgetLocked(id string, from origin) {
+	po := b.origins[id]
+	if po == nil {
+		return
+	}
+	for i, o := range po.from {
+		if o == from {
+			po.from = append(po.from[:i], po.from[i+1:]...)
+			break
+		}
+	}
+	if len(po.from) == 0 {
+		delete(b.origins, id)
+	}
+}
+
+// kick says the log reached seq (0: unknown, read to find out).
+func (b *broadcaster) kick(seq int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.ready {
+		return
+	}
+	if seq > b.target {
+		b.target = seq
+	} else if seq == 0 {
+		b.probe = true
+	}
+	b.startLocked()
+}
+
+func (b *broadcaster) startLocked() {
+	if b.running {
+		return
+	}
+	b.running = true
+	go b.run()
+}
+
+func (b *broadcaster) run() {
+	for {
+		b.mu.Lock()
+		if b.h.ctx.Err() != nil || (b.lastSent >= b.target && !b.probe) {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		if len(b.subs) == 0 {
+			// Nobody to send to: a later subscriber reads these events in
+			// its catch-up, which it starts after subscribing.
+			if b.target > b.lastSent {
+				b.lastSent = b.target
+			}
+			for id, po := range b.origins {
+				if po.seq != 0 && po.seq <= b.lastSent {
+					delete(b.origins, id)
+				}
+			}
+			b.probe = false
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		after := b.lastSent
+		b.probe = false
+		b.mu.Unlock()
+
+		events, _, err := b.h.store.Range(b.h.ctx, b.key.ns, b.key.repo, after, b.h.pageSize)
+		if err != nil || len(events) == 0 {
+			b.mu.Lock()
+			b.running = false
+			b.mu.Unlock()
+			if err != nil && b.h.ctx.Err() == nil {
+				b.h.log.Error("fan-out failed to read the log", "namespace", b.key.ns, "repository", b.key.repo, "after", after, "err", err)
+				time.AfterFunc(time.Second, func() { b.kick(0) })
+			}
+			// No events although target says there are: another node's
+			// commit is not visible yet; the next kick or poll retries.
+			return
+		}
+
+		b.mu.Lock()
+		subs := make([]*conn, 0, len(b.subs))
+		for c := range b.subs {
+			subs = append(subs, c)
+		}
+		var from [][]origin
+		for i, e := range events {
+			if po, ok := b.origins[e.ID]; ok {
+				if from == nil {
+					from = make([][]origin, len(events))
+				}
+				from[i] = po.from
+				delete(b.origins, e.ID)
+			}
+		}
+		b.lastSent = events[len(events)-1].ServerSequence
+		if b.lastSent > b.target {
+			b.target = b.lastSent
+		}
+		b.mu.Unlock()
+
+		b.deliver(subs, events, from)
+	}
+}
+
+// deliver sends one page of events to each subscriber, leaving out the
+// events a subscriber appended itself.
+func (b *broadcaster) deliver(subs []*conn, events []protocol.Event, from [][]origin) {
+	var shared []byte
+	for _, c := range subs {
+		evs := events
+		if from != nil {
+			cid := c.clientIDNow()
+			var kept []protocol.Event
+			skipped := false
+			for i, e := range events {
+				if sentBy(from[i], c, cid) {
+					skipped = true
+					continue
+				}
+				kept = append(kept, e)
+			}
+			if skipped {
+				evs = kept
+			}
+		}
+		if len(evs) == 0 {
+			continue
+		}
+		var frame []byte
+		if len(evs) == len(events) {
+			if shared == nil {
+				shared = encodeEvents(b.key.repo, events)
+			}
+			frame = shared
+		} else {
+			frame = encodeEvents(b.key.repo, evs)
+		}
+		if frame != nil && c.sendFanout(frame) {
+			b.h.metrics.eventsOut.Add(int64(len(evs)))
+		}
+	}
+}
+
+// sentBy reports whether one of an event's origins is connection c or a
+// connection of the same client.
+func sentBy(from []origin, c *conn, clientID string) bool {
+	for _, o := range from {
+		if o.conn == c || (o.clientID != "" && o.clientID == clientID) {
+			return true
+		}
+	}
+	return false
+}
+
+func encodeEvents(repo string, events []protocol.Event) []byte {
+	b, err := json.Marshal(protocol.Message{Type: protocol.TypeEvents, Repository: repo, Events: events})
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// watch relays a Watcher's advances to the broadcasters and polls the
+// subscribed repositories now and then, since notifications may be lost.
+func (h *hub) watch(w Watcher, poll time.Duration) {
+	ch, err := w.Watch(h.ctx)
+	if err != nil {
+		h.log.Error("failed to watch the store; fan-out of other nodes' appends relies on polling", "err", err)
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case adv, ok := <-ch:
+			if !ok {
+				ch = nil
+				continue
+			}
+			if b := h.lookup(adv.Namespace, adv.Repository); b != nil {
+				b.kick(adv.Sequence)
+			}
+		case <-t.C:
+			h.mu.Lock()
+			all := make([]*broadcaster, 0, len(h.repos))
+			for _, b := range h.repos {
+				all = append(all, b)
+			}
+			h.mu.Unlock()
+			for _, b := range all {
+				b.mu.Lock()
+				has := len(b.subs) > 0
+				b.mu.Unlock()
+				if has {
+					b.kick(0)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,29 @@
+//go:build js && wasm
+
+// Package idb is lfsync's local store in the browser: a core.Store on
+// IndexedDB, for Go compiled to WebAssembly (GOOS=js GOARCH=wasm).
+//
+// One database holds five object stores:
+//
+//   - documents: key [repo, id], value the document as one JSON string;
+//     a repository's documents are the key range [repo] .. [repo, []]
+//     (an array sorts after every string), in id order, so the compound
+//     primary key serves as the index by repository.
+//   - outbox: key the event id, value an object {id, order, status, error,
+//     repo, event} whose event field is the event as one JSON string; the
+//     index status_order on [status, order] lists pending events in push order.
+//   - cursors: key the repository, value the pull cursor (a number).
+//   - config: key and value strings.
+//   - meta: the outbox order counter, so Order keeps increasing across
+//     removals, reopenings and tabs.
+//
+// Every Write is one readwrite transaction; concurrent Writes are committed
+// together in one transaction (group commit), and a failed group is retried
+// batch by batch so one bad batch fails alone. Reads use readonly
+// transactions of one request each.
+//
+// Another tab that upgrades or deletes the database makes this connection
+// close; later calls fail with ErrVersionChange, which also matches
+// core.ErrClosed. A full quota fails the write with an error matching
+// core.ErrQuotaExceeded; the transaction aborts, so nothing of it is kept.
+package idb

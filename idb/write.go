@@ -1,0 +1,402 @@
+//go:build js && wasm
+
+package idb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strconv"
+	"syscall/js"
+	"unsafe"
+
+	"github.com/lfsync/lfsync/core"
+)
+
+// jsWriteScope is the scope of write transactions: every store.
+var jsWriteScope = js.ValueOf([]any{storeDocs, storeOutbox, storeCursors, storeConfig, storeMeta})
+
+// pendingWrite is a batch waiting for the writer, and where its result goes.
+type pendingWrite struct {
+	p    *prepared
+	done chan error // buffered: the writer never blocks on a caller
+}
+
+// prepared is a batch with every value encoded, ready to be issued back to
+// back inside a transaction.
+type prepared struct {
+	docs     []preparedDoc
+	events   []preparedEvent
+	statuses []core.StatusUpdate
+	remove   []string
+	cursors  map[string]int64
+	config   map[string]string
+}
+
+type preparedDoc struct{ repo, id, json string }
+
+type preparedEvent struct {
+	id, repo, json, err string
+	status              core.Status
+}
+
+// invalidError is a batch that cannot be stored as given.
+type invalidError struct{ msg string }
+
+func (e *invalidError) Error() string { return "idb: invalid batch: " + e.msg }
+func (e *invalidError) Unwrap() error { return core.ErrInvalidBatch }
+
+// prepare encodes b's documents and events into one buffer, which becomes
+// one Go string sliced per record.
+func prepare(b *core.Batch) (*prepared, error) {
+	size := 0
+	for i := range b.Docs {
+		size += 96 + len(b.Docs[i].Doc.ID) + len(b.Docs[i].Doc.Data) + 64*len(b.Docs[i].Doc.Fields)
+	}
+	for i := range b.Events {
+		e := &b.Events[i].Event
+		size += 128 + len(e.ID) + len(e.DataID) + len(e.Data) + len(e.Meta)
+	}
+	buf := make([]byte, 0, size)
+	docEnds := make([]int, len(b.Docs))
+	for i := range b.Docs {
+		d := &b.Docs[i].Doc
+		if len(d.Data) > 0 && !json.Valid(d.Data) {
+			return nil, &invalidError{msg: "docs[" + strconv.Itoa(i) + "]: data is not valid JSON"}
+		}
+		if !validTime(d.Version.At) {
+			return nil, &invalidError{msg: "docs[" + strconv.Itoa(i) + "]: version time is outside the years 0 to 9999"}
+		}
+		for _, st := range d.Fields {
+			if !validTime(st.At) {
+				return nil, &invalidError{msg: "docs[" + strconv.Itoa(i) + "]: field time is outside the years 0 to 9999"}
+			}
+		}
+		buf = appendDoc(buf, d)
+		docEnds[i] = len(buf)
+	}
+	evEnds := make([]int, len(b.Events))
+	for i := range b.Events {
+		e := &b.Events[i].Event
+		if len(e.Data) > 0 && !json.Valid(e.Data) || len(e.Meta) > 0 && !json.Valid(e.Meta) {
+			return nil, &invalidError{msg: "events[" + strconv.Itoa(i) + "]: data or meta is not valid JSON"}
+		}
+		if !validTime(e.CreatedAt) {
+			return nil, &invalidError{msg: "events[" + strconv.Itoa(i) + "]: time is outside the years 0 to 9999"}
+		}
+		buf = appendEvent(buf, e)
+		evEnds[i] = len(buf)
+	}
+	// buf is never written again: share it as a string instead of copying.
+	text := unsafe.String(unsafe.SliceData(buf), len(buf))
+	p := &prepared{
+		docs:     make([]preparedDoc, len(b.Docs)),
+		events:   make([]preparedEvent, len(b.Events)),
+		statuses: b.Statuses,
+		remove:   b.Remove,
+		cursors:  b.Cursors,
+		config:   b.Config,
+	}
+	start := 0
+	for i, w := range b.Docs {
+		p.docs[i] = preparedDoc{repo: w.Repo, id: w.Doc.ID, json: text[start:docEnds[i]]}
+		start = docEnds[i]
+	}
+	for i, e := range b.Events {
+		p.events[i] = preparedEvent{id: e.Event.ID, repo: e.Repo, json: text[start:evEnds[i]], err: e.Error, status: e.Status}
+		start = evEnds[i]
+	}
+	return p, nil
+}
+
+// Write applies b atomically in one readwrite transaction. Writes that
+// arrive while another commits are committed together in the next
+// transaction; should that fail, each is retried alone, so a bad batch fails
+// by itself. A full quota returns an error matching core.ErrQuotaExceeded.
+// When ctx ends before the batch's transaction starts, nothing is written.
+func (s *Store) Write(ctx context.Context, b *core.Batch) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := core.ValidateBatch(b); err != nil {
+		return err
+	}
+	if b == nil || b.Empty() {
+		_, err := s.conn()
+		return err
+	}
+	p, err := prepare(b)
+	if err != nil {
+		return err
+	}
+	w := &pendingWrite{p: p, done: make(chan error, 1)}
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return err
+	}
+	s.queue = append(s.queue, w)
+	if !s.writing {
+		s.writing = true
+		go s.drain()
+	}
+	s.mu.Unlock()
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		s.mu.Lock()
+		if i := slices.Index(s.queue, w); i >= 0 {
+			s.queue = slices.Delete(s.queue, i, i+1)
+			s.mu.Unlock()
+			return ctx.Err()
+		}
+		s.mu.Unlock()
+		return <-w.done // already committing: report what happened
+	}
+}
+
+// drain commits the queue, a group at a time, until it is empty.
+func (s *Store) drain() {
+	for {
+		s.mu.Lock()
+		group := s.queue
+		s.queue = nil
+		if len(group) == 0 {
+			s.writing = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		err := s.commit(group)
+		if err == nil || len(group) == 1 || errors.Is(err, core.ErrClosed) {
+			for _, w := range group {
+				w.done <- err
+			}
+			continue
+		}
+		for _, w := range group {
+			w.done <- s.commit([]*pendingWrite{w})
+		}
+	}
+}
+
+// commit writes the batches of group in one transaction.
+func (s *Store) commit(group []*pendingWrite) error {
+	db, err := s.conn()
+	if err != nil {
+		return err
+	}
+	var tx js.Value
+	if err := protect(func() { tx = db.Call("transaction", jsWriteScope, "readwrite") }); err != nil {
+		if _, cerr := s.conn(); cerr != nil {
+			return cerr
+		}
+		return failed("write batch", err)
+	}
+	done := listen(tx, "complete", "abort")
+	defer done.release()
+	var applyErr error
+	if err := protect(func() { applyErr = apply(tx, group) }); err != nil {
+		applyErr = err
+	}
+	if applyErr != nil {
+		protect(func() { tx.Call("abort") }) // throws when already aborted
+	}
+	if <-done.ch == "complete" {
+		if applyErr != nil { // cannot happen: the abort above came too late
+			return failed("write batch", applyErr)
+		}
+		return nil
+	}
+	err = exceptionError(tx.Get("error"))
+	if err == nil {
+		err = applyErr
+	}
+	if err == nil {
+		err = errors.New("transaction aborted")
+	}
+	return failed("write batch", err)
+}
+
+// outboxEntry is the state of one outbox record while a group is applied.
+type outboxEntry struct {
+	id      string
+	read    bool     // the stored record is read in phase one
+	req     js.Value // the get request of phase one
+	rec     js.Value // the stored record, to be updated in place
+	present bool     // the record exists after the batches applied so far
+	status  core.Status
+	err     string
+	order   int64
+	event   *preparedEvent // set when this group adds the record
+	dirty   bool           // the record must be put
+	removed bool           // the record must be deleted unless re-added
+}
+
+// apply issues the requests of group on tx. Phase one reads the outbox
+// records that events and status updates refer to, and the order counter,
+// back to back, then waits for the last of them (the transaction stays
+// active while its requests run, and this goroutine resumes inside the
+// success event). Phase two applies the batches in order to those records in
+// Go and issues every write back to back. Nothing else is awaited in between.
+func apply(tx js.Value, group []*pendingWrite) error {
+	var (
+		entries   []*outboxEntry
+		byID      map[string]*outboxEntry
+		needOrder bool
+		needRead  bool
+	)
+	entry := func(id string, read bool) *outboxEntry {
+		e := byID[id]
+		if e == nil {
+			if byID == nil {
+				byID = make(map[string]*outboxEntry)
+			}
+			e = &outboxEntry{id: id}
+			byID[id] = e
+			entries = append(entries, e)
+		}
+		if read && !e.read {
+			e.read = true
+			needRead = true
+		}
+		return e
+	}
+	for _, w := range group {
+		for i := range w.p.events {
+			entry(w.p.events[i].id, true)
+			needOrder = true
+		}
+		for _, u := range w.p.statuses {
+			entry(u.EventID, true)
+		}
+		for _, id := range w.p.remove {
+			entry(id, false)
+		}
+	}
+
+	var outbox, meta js.Value
+	var order, storedOrder int64
+	if len(entries) > 0 {
+		outbox = tx.Call("objectStore", storeOutbox)
+	}
+	if needRead {
+		var last js.Value
+		for _, e := range entries {
+			if e.read {
+				e.req = outbox.Call("get", e.id)
+				last = e.req
+			}
+		}
+		var orderReq js.Value
+		if needOrder {
+			meta = tx.Call("objectStore", storeMeta)
+			orderReq = meta.Call("get", metaOrder)
+			last = orderReq
+		}
+		// Requests complete in order: when the last succeeds, all did.
+		w := listen(last, "success", "error")
+		typ := <-w.ch
+		w.release()
+		if typ != "success" {
+			if err := exceptionError(last.Get("error")); err != nil {
+				return err
+			}
+			return errors.New("outbox read failed")
+		}
+		for _, e := range entries {
+			if !e.read {
+				continue
+			}
+			if rec := e.req.Get("result"); rec.Type() == js.TypeObject {
+				e.rec = rec
+				e.present = true
+				e.status = core.Status(rec.Get("status").Int())
+			}
+		}
+		if needOrder {
+			if v := orderReq.Get("result"); v.Type() == js.TypeNumber {
+				order = int64(v.Float())
+			}
+			storedOrder = order
+		}
+	}
+
+	// Apply the batches in order, as if committed one after the other.
+	for _, w := range group {
+		for i := range w.p.events {
+			ev := &w.p.events[i]
+			e := byID[ev.id]
+			if e.present {
+				continue // an event the outbox holds is left as it is
+			}
+			order++
+			*e = outboxEntry{id: e.id, read: e.read, present: true, status: ev.status, err: ev.err,
+				order: order, event: ev, dirty: true, removed: e.removed}
+		}
+		for _, u := range w.p.statuses {
+			e := byID[u.EventID]
+			if !e.present || e.status == core.StatusOK && u.Status != core.StatusOK {
+				continue
+			}
+			e.status, e.err, e.dirty = u.Status, u.Error, true
+		}
+		for _, id := range w.p.remove {
+			e := byID[id]
+			e.present, e.dirty, e.event, e.rec, e.removed = false, false, nil, js.Value{}, true
+		}
+	}
+
+	// Phase two: every write, back to back.
+	var docs js.Value
+	for _, w := range group {
+		for i := range w.p.docs {
+			d := &w.p.docs[i]
+			if docs.IsUndefined() {
+				docs = tx.Call("objectStore", storeDocs)
+			}
+			docs.Call("put", d.json, jsArray.New(d.repo, d.id))
+		}
+	}
+	for _, e := range entries {
+		switch {
+		case e.present && e.dirty && e.event != nil:
+			rec := jsObject.New()
+			rec.Set("id", e.id)
+			rec.Set("order", e.order)
+			rec.Set("status", int(e.status))
+			rec.Set("error", e.err)
+			rec.Set("repo", e.event.repo)
+			rec.Set("event", e.event.json)
+			outbox.Call("put", rec)
+		case e.present && e.dirty:
+			e.rec.Set("status", int(e.status))
+			e.rec.Set("error", e.err)
+			outbox.Call("put", e.rec)
+		case !e.present && e.removed:
+			outbox.Call("delete", e.id)
+		}
+	}
+	if order != storedOrder {
+		meta.Call("put", order, metaOrder)
+	}
+	var cursors, config js.Value
+	for _, w := range group {
+		for repo, seq := range w.p.cursors {
+			if cursors.IsUndefined() {
+				cursors = tx.Call("objectStore", storeCursors)
+			}
+			cursors.Call("put", seq, repo)
+		}
+		for k, v := range w.p.config {
+			if config.IsUndefined() {
+				config = tx.Call("objectStore", storeConfig)
+			}
+			config.Call("put", v, k)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,283 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/lfsync/lfsync/core/protocol"
+)
+
+// applier applies remote events (and acked own events) to one repository
+// under the client's conflict strategy, gathering one store batch. The
+// caller holds applyMu.
+type applier struct {
+	c        *Client
+	ctx      context.Context
+	repo     string
+	inflight func(eventID string) bool
+	docs     map[string]Doc // documents read or written so far (absent: not in map, see known)
+	known    map[string]bool
+	outbox   map[string]*OutboxEvent // outbox lookups (nil: not in the outbox)
+	pending  []OutboxEvent           // every pending event, loaded on first need
+	loaded   bool
+	order    []string // documents written, in order
+	written  map[string]bool
+	batch    Batch
+	reports  []badEvent
+	newLocal bool // a local event was created (custom merges)
+}
+
+func newApplier(c *Client, ctx context.Context, repo string, inflight func(string) bool) *applier {
+	if inflight == nil {
+		inflight = func(string) bool { return false }
+	}
+	return &applier{
+		c: c, ctx: ctx, repo: repo, inflight: inflight,
+		docs: make(map[string]Doc), known: make(map[string]bool),
+		outbox: make(map[string]*OutboxEvent), written: make(map[string]bool),
+	}
+}
+
+// preload reads every document of the repository at once (cheaper than one
+// read per event for large batches).
+func (a *applier) preload() error {
+	docs, err := a.c.store.Docs(a.ctx, a.repo)
+	if err != nil {
+		return wrapErr("read repository "+a.repo, err)
+	}
+	for _, d := range docs {
+		a.docs[d.ID] = d
+	}
+	a.loaded = true
+	return nil
+}
+
+func (a *applier) doc(id string) (Doc, bool, error) {
+	if d, ok := a.docs[id]; ok {
+		return d, true, nil
+	}
+	if a.loaded || a.known[id] {
+		return Doc{}, false, nil
+	}
+	d, ok, err := a.c.store.Doc(a.ctx, a.repo, id)
+	if err != nil {
+		return Doc{}, false, wrapErr("read document "+id, err)
+	}
+	a.known[id] = true
+	if ok {
+		a.docs[id] = d
+	}
+	return d, ok, nil
+}
+
+func (a *applier) put(d Doc) {
+	a.docs[d.ID] = d
+	if !a.written[d.ID] {
+		a.written[d.ID] = true
+		a.order = append(a.order, d.ID)
+	}
+}
+
+// outboxEvent looks an event up in the outbox.
+func (a *applier) outboxEvent(id string) (*OutboxEvent, error) {
+	if id == "" {
+		return nil, nil
+	}
+	if ev, ok := a.outbox[id]; ok {
+		return ev, nil
+	}
+	ev, ok, err := a.c.store.Outbox(a.ctx, id)
+	if err != nil {
+		return nil, wrapErr("read outbox event "+id, err)
+	}
+	var p *OutboxEvent
+	if ok {
+		p = &ev
+	}
+	a.outbox[id] = p
+	return p, nil
+}
+
+// localPending returns the pending local event that last wrote d, if any.
+func (a *applier) localPending(d Doc, exists bool) (*OutboxEvent, error) {
+	if !exists || d.Version.EventID == "" {
+		return nil, nil
+	}
+	ev, err := a.outboxEvent(d.Version.EventID)
+	if err != nil || ev == nil || ev.Status != StatusPending {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// apply applies one event; an error means this event is skipped.
+func (a *applier) apply(e protocol.Event) error {
+	d, exists, err := a.doc(e.DataID)
+	if err != nil {
+		return err
+	}
+	var next Doc
+	var changed bool
+	switch a.c.opts.Conflict {
+	case FieldMerge:
+		next, changed, err = applyFieldMerge(d, exists, e)
+	case ServerWins:
+		next, changed, err = a.serverWins(d, exists, e)
+	case ClientWins:
+		next, changed, err = a.clientWins(d, exists, e)
+	case Custom:
+		next, changed, err = a.custom(d, exists, e)
+	default:
+		next, changed, err = applyLastWriteWins(d, exists, e)
+	}
+	if err != nil {
+		return err
+	}
+	if changed {
+		next.ID = e.DataID
+		a.put(next)
+	}
+	return nil
+}
+
+// bumpSequence records a later serverSequence without changing the data.
+func bumpSequence(d Doc, seq int64) (Doc, bool) {
+	if seq > d.Sequence {
+		d.Sequence = seq
+		return d, true
+	}
+	return d, false
+}
+
+// serverWins: the server's order decides. A pending local change not yet
+// sent is superseded (marked failed); one in flight stays, and its own
+// sequence (from the ack or its echo) orders it.
+func (a *applier) serverWins(d Doc, exists bool, e protocol.Event) (Doc, bool, error) {
+	if exists && d.Version.EventID == e.ID {
+		n, ch := bumpSequence(d, e.ServerSequence)
+		return n, ch, nil
+	}
+	local, err := a.localPending(d, exists)
+	if err != nil {
+		return d, false, err
+	}
+	if local == nil {
+		return applyServerOrder(d, exists, e)
+	}
+	own, err := a.outboxEvent(e.ID)
+	if err != nil {
+		return d, false, err
+	}
+	if own != nil {
+		// An older change of ours; the newer pending one comes after it.
+		n, ch := bumpSequence(d, e.ServerSequence)
+		return n, ch, nil
+	}
+	if e.ServerSequence > 0 && e.ServerSequence <= d.Sequence {
+		return d, false, nil
+	}
+	if err := a.supersede(e.DataID); err != nil {
+		return d, false, err
+	}
+	return applyServerOrder(d, exists, e)
+}
+
+// supersede marks the pending, not in flight, local events of a document
+// failed: a remote change sequenced first replaces them.
+func (a *applier) supersede(id string) error {
+	if a.pending == nil {
+		p, err := a.c.store.Pending(a.ctx, 0)
+		if err != nil {
+			return wrapErr("read pending events", err)
+		}
+		a.pending = p
+	}
+	for _, ev := range a.pending {
+		if ev.Repo == a.repo && ev.Event.DataID == id && !a.inflight(ev.Event.ID) {
+			a.batch.Statuses = append(a.batch.Statuses, StatusUpdate{
+				EventID: ev.Event.ID, Status: StatusFailed, Error: "superseded by a remote change (serverWins)",
+			})
+		}
+	}
+	return nil
+}
+
+// clientWins: a pending local change is kept over remote ones (and is sent
+// as usual); otherwise the server's order decides.
+func (a *applier) clientWins(d Doc, exists bool, e protocol.Event) (Doc, bool, error) {
+	if exists && d.Version.EventID == e.ID {
+		n, ch := bumpSequence(d, e.ServerSequence)
+		return n, ch, nil
+	}
+	local, err := a.localPending(d, exists)
+	if err != nil {
+		return d, false, err
+	}
+	if local != nil {
+		return d, false, nil
+	}
+	return applyServerOrder(d, exists, e)
+}
+
+// custom: a remote change to a document with a pending local change goes
+// through Options.Resolve, whose result is written as a new local change;
+// otherwise last-write-wins.
+func (a *applier) custom(d Doc, exists bool, e protocol.Event) (Doc, bool, error) {
+	if exists && d.Version.EventID == e.ID {
+		return d, false, nil
+	}
+	local, err := a.localPending(d, exists)
+	if err != nil {
+		return d, false, err
+	}
+	if local == nil {
+		return applyLastWriteWins(d, exists, e)
+	}
+	own, err := a.outboxEvent(e.ID)
+	if err != nil {
+		return d, false, err
+	}
+	if own != nil {
+		return applyLastWriteWins(d, exists, e)
+	}
+	var localData, remoteData json.RawMessage
+	if !d.Deleted {
+		localData = d.Data
+	}
+	if e.Operation != protocol.OpDelete {
+		remoteData = e.Data
+	}
+	merged, err := a.c.opts.Resolve(localData, remoteData)
+	if err != nil {
+		return d, false, errorf(ErrConflict, "lfsync: resolve of "+a.repo+"/"+e.DataID+" failed: "+err.Error())
+	}
+	del := len(merged) == 0 || string(merged) == "null"
+	var obj object
+	if !del {
+		if obj, err = decodeObject(merged); err != nil {
+			return d, false, errorf(ErrConflict, "lfsync: resolve of "+a.repo+"/"+e.DataID+" returned "+err.Error())
+		}
+	}
+	base := d
+	base.Version = maxStamp(d.Version, stampOf(e))
+	doc, ev, err := a.c.localChange(time.Now(), base, exists, e.DataID, obj, del)
+	if err != nil {
+		return d, false, err
+	}
+	if e.ServerSequence > doc.Sequence {
+		doc.Sequence = e.ServerSequence
+	}
+	a.batch.Events = append(a.batch.Events, OutboxEvent{Repo: a.repo, Event: ev, Status: StatusPending})
+	a.outbox[ev.ID] = &OutboxEvent{Repo: a.repo, Event: ev, Status: StatusPending}
+	a.newLocal = true
+	return doc, true, nil
+}
+
+// finish moves the documents written into the batch.
+func (a *applier) finish() *Batch {
+	for _, id := range a.order {
+		a.batch.Docs = append(a.batch.Docs, DocWrite{Repo: a.repo, Doc: a.docs[id]})
+	}
+	return &a.batch
+}

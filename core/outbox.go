@@ -1,0 +1,460 @@
+package core
+
+import (
+	"context"
+	"time"
+
+	"github.com/lfsync/lfsync/core/protocol"
+)
+
+// pushWindow is how many batches may await their acks at once.
+const pushWindow = 4
+
+// pruneAfter is how many acked events stay in the outbox (as StatusOK, so
+// their echoes are recognised as this client's own) before being removed.
+const pruneAfter = 2048
+
+// push sends pending outbox events in push_events_batch frames, one
+// repository per frame, in outbox order, keeping at most pushWindow batches
+// in flight. Nothing is pushed before the initial catch-up ends.
+func (s *session) push() error {
+	if !s.authed || !s.ready || !s.retryAt.IsZero() {
+		return nil
+	}
+	room := pushWindow*s.batchSize - len(s.inflight)
+	if room <= 0 {
+		return nil
+	}
+	evs, err := s.c.store.Pending(s.ctx, len(s.inflight)+room)
+	if err != nil {
+		return wrapErr("read pending events", err)
+	}
+	var order []string
+	groups := make(map[string][]protocol.Event)
+	flush := func(repo string) error {
+		batch := groups[repo]
+		if len(batch) == 0 {
+			return nil
+		}
+		groups[repo] = nil
+		ids := make([]string, len(batch))
+		for i, e := range batch {
+			ids[i] = e.ID
+		}
+		if err := s.send(protocol.Message{Type: protocol.TypePushEventsBatch, Repository: repo, Events: batch}); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			s.inflight[id] = repo
+		}
+		s.batches = append(s.batches, &pushBatch{repo: repo, ids: ids})
+		n := int64(len(ids))
+		s.c.metrics.add(func(m *Metrics) { m.EventsSent += n })
+		return nil
+	}
+	for _, ev := range evs {
+		if _, ok := s.inflight[ev.Event.ID]; ok {
+			continue
+		}
+		if _, ok := groups[ev.Repo]; !ok {
+			order = append(order, ev.Repo)
+		}
+		groups[ev.Repo] = append(groups[ev.Repo], ev.Event)
+		if len(groups[ev.Repo]) >= s.batchSize {
+			if err := flush(ev.Repo); err != nil {
+				return err
+			}
+		}
+	}
+	for _, repo := range order {
+		if err := flush(repo); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// forget drops events from the in-flight bookkeeping.
+func (s *session) forget(ids map[string]bool) {
+	for id := range ids {
+		delete(s.inflight, id)
+	}
+	kept := s.batches[:0]
+	for _, b := range s.batches {
+		left := b.ids[:0]
+		for _, id := range b.ids {
+			if !ids[id] {
+				left = append(left, id)
+			}
+		}
+		b.ids = left
+		if len(left) > 0 {
+			kept = append(kept, b)
+		}
+	}
+	for i := len(kept); i < len(s.batches); i++ {
+		s.batches[i] = nil
+	}
+	s.batches = kept
+}
+
+// onAck marks acknowledged events synced.
+func (s *session) onAck(m protocol.Message) error {
+	c := s.c
+	byRepo := make(map[string][]string, len(m.Repositories)+1)
+	seen := make(map[string]bool, len(m.EventIDs))
+	for repo, ids := range m.Repositories {
+		for _, id := range ids {
+			if !seen[id] {
+				seen[id] = true
+				byRepo[repo] = append(byRepo[repo], id)
+			}
+		}
+	}
+	for _, id := range m.EventIDs {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		repo, ok := s.inflight[id]
+		if !ok {
+			ev, found, err := c.store.Outbox(s.ctx, id)
+			if err != nil {
+				return wrapErr("read outbox event "+id, err)
+			}
+			if !found {
+				continue
+			}
+			repo = ev.Repo
+		}
+		byRepo[repo] = append(byRepo[repo], id)
+	}
+	if len(seen) == 0 {
+		return nil
+	}
+	if err := c.applyAck(s, byRepo, m.Sequences); err != nil {
+		return err
+	}
+	s.forget(seen)
+	n := int64(len(seen))
+	c.metrics.add(func(mt *Metrics) { mt.EventsAcked += n })
+	s.retryAttempts = 0
+	if s.batchSize < c.opts.BatchSize {
+		s.batchSize *= 2
+		if s.batchSize > c.opts.BatchSize {
+			s.batchSize = c.opts.BatchSize
+		}
+	}
+	c.markSynced()
+	c.watch.touchPending()
+	c.notifyChanged()
+	return s.push()
+}
+
+// applyAck writes acked statuses, advances cursors over the acked events'
+// sequences (extension) and, under server order, applies this client's own
+// events in their place in that order.
+func (c *Client) applyAck(s *session, byRepo map[string][]string, seqs map[string]int64) error {
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	b := &Batch{}
+	touched := make(map[string]bool)
+	for repo, ids := range byRepo {
+		for _, id := range ids {
+			b.Statuses = append(b.Statuses, StatusUpdate{EventID: id, Status: StatusOK})
+		}
+		rs := s.repos[repo]
+		if rs == nil || len(seqs) == 0 {
+			continue
+		}
+		var repoSeqs []int64
+		var a *applier
+		for _, id := range ids {
+			seq, ok := seqs[id]
+			if !ok || seq <= 0 {
+				continue
+			}
+			repoSeqs = append(repoSeqs, seq)
+			if c.opts.Conflict != ServerWins && c.opts.Conflict != ClientWins {
+				continue
+			}
+			ev, found, err := c.store.Outbox(s.ctx, id)
+			if err != nil {
+				return wrapErr("read outbox event "+id, err)
+			}
+			if !found {
+				continue
+			}
+			if a == nil {
+				a = newApplier(c, s.ctx, repo, s.isInflight)
+			}
+			e := ev.Event
+			e.ServerSequence = seq
+			if err := a.apply(e); err != nil {
+				c.reportError("failed to order acked event " + id + ": " + err.Error())
+			}
+		}
+		if a != nil {
+			ab := a.finish()
+			if len(ab.Docs) > 0 {
+				touched[repo] = true
+			}
+			b.Docs = append(b.Docs, ab.Docs...)
+			b.Statuses = append(b.Statuses, ab.Statuses...)
+		}
+		if cur := rs.track.add(repoSeqs...); cur != rs.persisted {
+			if b.Cursors == nil {
+				b.Cursors = make(map[string]int64)
+			}
+			b.Cursors[repo] = cur
+		}
+	}
+	for _, ids := range byRepo {
+		s.c.ackedIDs = append(s.c.ackedIDs, ids...)
+	}
+	var prune []string
+	if len(c.ackedIDs) > 2*pruneAfter {
+		prune = append(prune, c.ackedIDs[:len(c.ackedIDs)-pruneAfter]...)
+		b.Remove = prune
+	}
+	if err := c.store.Write(s.ctx, b); err != nil {
+		c.ackedIDs = c.ackedIDs[:len(c.ackedIDs)-countIDs(byRepo)]
+		return wrapErr("mark acked events synced", err)
+	}
+	if prune != nil {
+		c.ackedIDs = append([]string(nil), c.ackedIDs[len(prune):]...)
+	}
+	for repo := range byRepo {
+		if rs := s.repos[repo]; rs != nil {
+			if cur, ok := b.Cursors[repo]; ok {
+				rs.persisted = cur
+			}
+		}
+	}
+	for repo := range touched {
+		c.watch.touch(repo)
+	}
+	return nil
+}
+
+func countIDs(m map[string][]string) int {
+	n := 0
+	for _, ids := range m {
+		n += len(ids)
+	}
+	return n
+}
+
+// applyRemote applies an events frame in one store write: the documents,
+// statuses changed by conflicts, new local events (custom merges) and the
+// cursor advanced over the contiguous sequences. Malformed or unappliable
+// events are reported and skipped. It returns how many documents changed.
+func (c *Client) applyRemote(ctx context.Context, rs *repoSync, evs []protocol.Event, bad []badEvent, inflight func(string) bool) (int, error) {
+	c.applyMu.Lock()
+	a := newApplier(c, ctx, rs.name, inflight)
+	seqs := make([]int64, 0, len(evs)+len(bad))
+	reports := append([]badEvent(nil), bad...)
+	for _, b := range bad {
+		if b.seq > 0 {
+			seqs = append(seqs, b.seq)
+		}
+	}
+	if len(evs) > 16 {
+		if err := a.preload(); err != nil {
+			c.applyMu.Unlock()
+			return 0, err
+		}
+	}
+	for _, e := range evs {
+		if e.ServerSequence > 0 {
+			seqs = append(seqs, e.ServerSequence)
+		}
+		if err := a.apply(e); err != nil {
+			if Code(err) == CodeInternal {
+				// A store failure, not a bad event: retry on a new session.
+				c.applyMu.Unlock()
+				return 0, err
+			}
+			reports = append(reports, badEvent{id: e.ID, seq: e.ServerSequence, err: err})
+		}
+	}
+	b := a.finish()
+	cur := rs.track.add(seqs...)
+	if cur != rs.persisted {
+		b.Cursors = map[string]int64{rs.name: cur}
+	}
+	changed := len(b.Docs)
+	var err error
+	if !b.Empty() {
+		if err = c.store.Write(ctx, b); err != nil {
+			err = wrapErr("apply events of "+rs.name, err)
+		}
+	}
+	c.applyMu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	rs.persisted = cur
+	for _, r := range reports {
+		c.reportError("skipped remote event " + r.id + " of " + rs.name + ": " + r.err.Error())
+		if c.opts.OnEventError != nil {
+			c.opts.OnEventError(rs.name, r.id, r.err)
+		}
+	}
+	if a.newLocal {
+		c.watch.touchPending()
+		signal(c.pushWake)
+	}
+	return changed, nil
+}
+
+// onError handles an error frame.
+func (s *session) onError(m protocol.Message) error {
+	c := s.c
+	text := m.Text
+	if text == "" {
+		text = string(m.Code)
+	}
+	switch m.Code {
+	case protocol.CodeUnauthorized:
+		return errorf(ErrUnauthorized, "lfsync: the server rejected the credentials: "+text)
+	case protocol.CodeForbidden:
+		if !s.authed {
+			return errorf(ErrUnauthorized, "lfsync: the server rejected the credentials: "+text)
+		}
+		c.reportError("server: " + text)
+		if m.EventID != "" {
+			return s.fail([]string{m.EventID}, text)
+		}
+		if b := s.oldestBatch(m.Repository); b != nil {
+			return s.fail(b.ids, text)
+		}
+		if rs := s.repos[m.Repository]; rs != nil && rs.requesting {
+			// The repository cannot be read: do not wait for it forever.
+			rs.requesting = false
+			rs.caughtUp = true
+			rs.doneGen = rs.reqGen
+			s.publishProgress()
+		}
+		return nil
+	case protocol.CodeInvalid, protocol.CodeTooLarge:
+		c.reportError("server: " + text)
+		if m.EventID != "" {
+			return s.fail([]string{m.EventID}, text)
+		}
+		if b := s.oldestBatch(m.Repository); b != nil {
+			return s.split(b, text)
+		}
+		return nil
+	default: // rate_limited, internal, or a plain server's uncoded error
+		if !s.authed {
+			return errorf(ErrUnauthorized, "lfsync: the server refused auth: "+text)
+		}
+		c.reportError("server: " + text)
+		if len(s.inflight) == 0 && !s.anyRequesting() {
+			return nil
+		}
+		s.scheduleRetry()
+		return nil
+	}
+}
+
+func (s *session) anyRequesting() bool {
+	for _, rs := range s.repos {
+		if rs.requesting {
+			return true
+		}
+	}
+	return false
+}
+
+// oldestBatch returns the oldest in-flight batch of repo ("" = any).
+func (s *session) oldestBatch(repo string) *pushBatch {
+	for _, b := range s.batches {
+		if repo == "" || b.repo == repo {
+			return b
+		}
+	}
+	return nil
+}
+
+// fail marks events failed: the server will never take them, and they must
+// not block the queue.
+func (s *session) fail(ids []string, reason string) error {
+	c := s.c
+	b := &Batch{}
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+		b.Statuses = append(b.Statuses, StatusUpdate{EventID: id, Status: StatusFailed, Error: reason})
+	}
+	if err := c.store.Write(s.ctx, b); err != nil {
+		return wrapErr("mark rejected events failed", err)
+	}
+	s.forget(set)
+	n := int64(len(ids))
+	c.metrics.add(func(m *Metrics) { m.FailedSends += n })
+	c.watch.touchPending()
+	c.notifyChanged()
+	return s.push()
+}
+
+// split handles a rejected batch whose culprit is unknown: a single event is
+// marked failed, a larger batch is re-sent in halves until the bad event is
+// found alone.
+func (s *session) split(b *pushBatch, reason string) error {
+	if len(b.ids) == 1 {
+		return s.fail(b.ids, reason)
+	}
+	set := make(map[string]bool, len(s.inflight))
+	for id := range s.inflight {
+		set[id] = true
+	}
+	s.forget(set)
+	s.batchSize = (len(b.ids) + 1) / 2
+	s.c.metrics.add(func(m *Metrics) { m.FailedSends++ })
+	return s.push()
+}
+
+// scheduleRetry drops the in-flight pushes and requests (they stay pending)
+// and retries them after a backoff delay.
+func (s *session) scheduleRetry() {
+	set := make(map[string]bool, len(s.inflight))
+	for id := range s.inflight {
+		set[id] = true
+	}
+	n := int64(len(set))
+	s.forget(set)
+	s.c.metrics.add(func(m *Metrics) { m.FailedSends += n })
+	for _, rs := range s.repos {
+		if rs.requesting {
+			rs.requesting = false
+			rs.again = true
+		}
+	}
+	d := s.c.opts.Reconnect.Delay(s.retryAttempts, nil)
+	s.retryAttempts++
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	s.retryAt = time.Now().Add(d)
+	if s.retryTimer == nil {
+		s.retryTimer = time.NewTimer(d)
+	} else {
+		s.retryTimer.Reset(d)
+	}
+	s.retryC = s.retryTimer.C
+}
+
+// retry re-sends what scheduleRetry dropped.
+func (s *session) retry() error {
+	for _, name := range s.repoList {
+		rs := s.repos[name]
+		if rs.again && !rs.requesting {
+			if err := s.request(rs); err != nil {
+				return err
+			}
+		}
+	}
+	return s.push()
+}

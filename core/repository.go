@@ -1,0 +1,270 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lfsync/lfsync/core/protocol"
+)
+
+// Repository is a named collection of JSON documents with string ids.
+type Repository struct {
+	c    *Client
+	name string
+	err  error // set when the name is invalid
+}
+
+// Name returns the repository's name.
+func (r *Repository) Name() string { return r.name }
+
+// Upsert writes a document: an insert when it is absent or deleted, an update
+// otherwise. data must be a JSON object; its "id" is set to id. The call
+// returns once the store committed the document and its outbox event.
+func (r *Repository) Upsert(ctx context.Context, id string, data json.RawMessage, opts ...WriteOption) error {
+	return r.write(ctx, []Put{{ID: id, Data: data}}, false, opts)
+}
+
+// UpsertMany writes several documents in one atomic store write.
+func (r *Repository) UpsertMany(ctx context.Context, puts []Put, opts ...WriteOption) error {
+	if len(puts) == 0 {
+		return nil
+	}
+	return r.write(ctx, puts, false, opts)
+}
+
+// Delete deletes a document, leaving a tombstone whose event syncs. Deleting
+// an absent or already deleted document fails with ErrNotFound.
+func (r *Repository) Delete(ctx context.Context, id string, opts ...WriteOption) error {
+	return r.write(ctx, []Put{{ID: id}}, true, opts)
+}
+
+// Get returns a document (with its "id"); ok is false when it is absent or
+// deleted.
+func (r *Repository) Get(ctx context.Context, id string) (json.RawMessage, bool, error) {
+	if err := r.check(); err != nil {
+		return nil, false, err
+	}
+	if err := validateID(id); err != nil {
+		return nil, false, err
+	}
+	d, ok, err := r.c.store.Doc(ctx, r.name, id)
+	if err != nil {
+		return nil, false, wrapErr("read document "+id, err)
+	}
+	if !ok || d.Deleted {
+		return nil, false, nil
+	}
+	return d.Data, true, nil
+}
+
+// GetAll returns every document, ordered by id, without tombstones.
+func (r *Repository) GetAll(ctx context.Context) ([]json.RawMessage, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	docs, err := r.c.store.Docs(ctx, r.name)
+	if err != nil {
+		return nil, wrapErr("read repository "+r.name, err)
+	}
+	out := make([]json.RawMessage, 0, len(docs))
+	for _, d := range docs {
+		if !d.Deleted {
+			out = append(out, d.Data)
+		}
+	}
+	return out, nil
+}
+
+// Query returns the documents matching q.
+func (r *Repository) Query(ctx context.Context, q Query) ([]json.RawMessage, error) {
+	if err := r.check(); err != nil {
+		return nil, err
+	}
+	if err := q.Validate(); err != nil {
+		return nil, asInvalid(err)
+	}
+	docs, err := r.c.store.Docs(ctx, r.name)
+	if err != nil {
+		return nil, wrapErr("read repository "+r.name, err)
+	}
+	out, err := q.Run(docs)
+	if err != nil {
+		return nil, asInvalid(err)
+	}
+	return out, nil
+}
+
+// Watch calls fn with q's result now, and again whenever a local or remote
+// change alters it. Calls are serial, on a goroutine of the client, never
+// under an engine lock; bursts of changes are coalesced. cancel stops them.
+// An invalid query is reported in the status's LastError and never calls fn.
+func (r *Repository) Watch(q Query, fn func([]json.RawMessage)) (cancel func()) {
+	if fn == nil || r.check() != nil {
+		return func() {}
+	}
+	if err := q.Validate(); err != nil {
+		r.c.reportError("invalid watch query: " + err.Error())
+		return func() {}
+	}
+	return r.c.watch.add(r.name, q, fn)
+}
+
+func (r *Repository) check() error {
+	if r.err != nil {
+		return r.err
+	}
+	if r.c.isClosed() {
+		return ErrClientClosed
+	}
+	return nil
+}
+
+// asInvalid marks a query error as invalid input unless it already has a
+// code.
+func asInvalid(err error) error {
+	if Code(err) != CodeInternal {
+		return err
+	}
+	return invalidf(err.Error())
+}
+
+// validateID checks a document id.
+func validateID(id string) error {
+	switch {
+	case id == "":
+		return invalidf("document id is empty")
+	case len(id) > protocol.MaxIDLength:
+		return invalidf("document id is longer than 256 bytes")
+	}
+	return nil
+}
+
+// write makes one local change per put (a delete when del), all in one
+// store write.
+func (r *Repository) write(ctx context.Context, puts []Put, del bool, opts []WriteOption) error {
+	if err := r.check(); err != nil {
+		return err
+	}
+	var cfg writeConfig
+	for _, o := range opts {
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	objs := make([]object, len(puts))
+	for i, p := range puts {
+		if err := validateID(p.ID); err != nil {
+			return err
+		}
+		if del {
+			continue
+		}
+		o, err := decodeObject(p.Data)
+		if err != nil {
+			return errorf(ErrInvalid, "lfsync: document "+p.ID+": "+err.Error())
+		}
+		objs[i] = o
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c := r.c
+	c.applyMu.Lock()
+	b, err := c.localBatch(ctx, r.name, puts, objs, del, cfg)
+	if err == nil {
+		err = c.store.Write(ctx, b)
+		if err != nil {
+			err = wrapErr("write to repository "+r.name, err)
+		}
+	}
+	c.applyMu.Unlock()
+	if err != nil {
+		return err
+	}
+	c.watch.touch(r.name)
+	if len(b.Events) > 0 {
+		c.watch.touchPending()
+		signal(c.pushWake)
+	}
+	c.notifyChanged()
+	return nil
+}
+
+// localBatch builds the store batch of a local change. The caller holds
+// applyMu.
+func (c *Client) localBatch(ctx context.Context, repo string, puts []Put, objs []object, del bool, cfg writeConfig) (*Batch, error) {
+	b := &Batch{Docs: make([]DocWrite, 0, len(puts))}
+	latest := make(map[string]int, len(puts)) // id -> index in b.Docs
+	now := time.Now()
+	for i, p := range puts {
+		var d Doc
+		var ok bool
+		if j, seen := latest[p.ID]; seen {
+			d, ok = b.Docs[j].Doc, true
+		} else {
+			var err error
+			d, ok, err = c.store.Doc(ctx, repo, p.ID)
+			if err != nil {
+				return nil, wrapErr("read document "+p.ID, err)
+			}
+		}
+		if del && (!ok || d.Deleted) {
+			return nil, errorf(ErrNotFound, "lfsync: document "+p.ID+" does not exist in "+repo)
+		}
+		doc, ev, err := c.localChange(now, d, ok, p.ID, objs[i], del)
+		if err != nil {
+			return nil, err
+		}
+		if j, seen := latest[p.ID]; seen {
+			b.Docs[j].Doc = doc
+		} else {
+			latest[p.ID] = len(b.Docs)
+			b.Docs = append(b.Docs, DocWrite{Repo: repo, Doc: doc})
+		}
+		if !cfg.localOnly {
+			b.Events = append(b.Events, OutboxEvent{Repo: repo, Event: ev, Status: StatusPending})
+		}
+	}
+	return b, nil
+}
+
+// localChange returns the document after a local write over d, and its
+// event. The stamp is later than every stamp d holds.
+func (c *Client) localChange(now time.Time, d Doc, exists bool, id string, obj object, del bool) (Doc, protocol.Event, error) {
+	u, err := uuid.NewV7()
+	if err != nil {
+		return Doc{}, protocol.Event{}, wrapErr("generate an event id", err)
+	}
+	prev := d.Version
+	for _, st := range d.Fields {
+		prev = maxStamp(prev, st)
+	}
+	s := Stamp{At: nextTime(now, prev), EventID: u.String()}
+	ev := protocol.Event{ID: s.EventID, CreatedAt: s.At, DataID: id}
+	seq := int64(0)
+	if exists {
+		seq = d.Sequence
+	}
+	if del {
+		fields := make(map[string]Stamp, len(d.Fields)+1)
+		for k, st := range d.Fields {
+			fields[k] = st
+		}
+		fields[deletedField] = s
+		ev.Operation = protocol.OpDelete
+		return Doc{ID: id, Deleted: true, Version: s, Fields: fields, Sequence: seq}, ev, nil
+	}
+	fields := localFields(d, exists, obj, s)
+	data := encodeDoc(id, obj)
+	ev.Operation = protocol.OpUpdate
+	if !exists || d.Deleted {
+		ev.Operation = protocol.OpInsert
+	}
+	ev.Data = data
+	if c.opts.Conflict == FieldMerge {
+		ev.Meta = encodeFieldMeta(fields)
+	}
+	return Doc{ID: id, Data: data, Version: s, Fields: fields, Sequence: seq}, ev, nil
+}

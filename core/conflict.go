@@ -210,11 +210,10 @@ func applyLastWriteWins(d Doc, exists bool, e protocol.Event) (next Doc, changed
 	if exists && d.Version.Compare(stampOf(e)) >= 0 {
 		return d, false, nil
 	}
-	next, err = overwrite(d.ID, e)
+	next, err = overwrite(e.DataID, e)
 	if err != nil {
 		return d, false, err
 	}
-	next.ID = e.DataID
 	if exists && d.Sequence > next.Sequence {
 		next.Sequence = d.Sequence
 	}

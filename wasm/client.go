@@ -18,6 +18,7 @@ import (
 type client struct {
 	core  *core.Client
 	store *idb.Store
+	tabs  *tabs
 	obj   js.Value
 
 	mu      sync.Mutex
@@ -52,6 +53,15 @@ func createClient(_ js.Value, args []js.Value) any {
 		}
 		c := &client{core: cc, store: store, repos: map[string]js.Value{}, cancels: map[int]func(){}}
 		c.obj = c.bind()
+		c.tabs = openTabs(database, func(repo string) {
+			// Off the event loop: invalidating may read the store.
+			go call(func() (any, error) {
+				if c.check() == nil {
+					c.core.Invalidate(repo)
+				}
+				return nil, nil
+			})
+		})
 		if autoStart {
 			cc.Start()
 		}
@@ -181,6 +191,7 @@ func (c *client) close() (any, error) {
 			cancel()
 		}
 	}
+	c.tabs.close()
 	err := c.core.Close()
 	if serr := c.store.Close(); err == nil && serr != nil {
 		err = wrap("failed to close IndexedDB database", serr)

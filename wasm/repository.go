@@ -59,6 +59,17 @@ func (c *client) bindRepository(name string) js.Value {
 			return fn(c.core.Repository(name))
 		})
 	}
+	// write is do for local writes, announced to the other clients of the
+	// database once stored.
+	write := func(fn func(r *core.Repository) error) js.Value {
+		return do(func(r *core.Repository) (any, error) {
+			if err := fn(r); err != nil {
+				return nil, err
+			}
+			c.tabs.wrote(name)
+			return nil, nil
+		})
+	}
 	// upsert(id, docJSON, localOnly?)
 	c.method(obj, "upsert", func(args []js.Value) any {
 		id, err := idArg(args, 0)
@@ -73,8 +84,8 @@ func (c *client) bindRepository(name string) js.Value {
 		if err != nil {
 			return reject(err)
 		}
-		return do(func(r *core.Repository) (any, error) {
-			return nil, r.Upsert(context.Background(), id, json.RawMessage(doc), wo...)
+		return write(func(r *core.Repository) error {
+			return r.Upsert(context.Background(), id, json.RawMessage(doc), wo...)
 		})
 	})
 	// upsertMany(idsJSON, docsJSON, localOnly?): one atomic write.
@@ -91,23 +102,23 @@ func (c *client) bindRepository(name string) js.Value {
 		if err != nil {
 			return reject(err)
 		}
-		return do(func(r *core.Repository) (any, error) {
+		return write(func(r *core.Repository) error {
 			var ids []string
 			var docs []json.RawMessage
 			if json.Unmarshal([]byte(rawIDs), &ids) != nil || json.Unmarshal([]byte(rawDocs), &docs) != nil {
-				return nil, invalid("upsertMany needs a JSON array of ids and one of documents")
+				return invalid("upsertMany needs a JSON array of ids and one of documents")
 			}
 			if len(ids) != len(docs) {
-				return nil, invalid("upsertMany got a different number of ids and documents")
+				return invalid("upsertMany got a different number of ids and documents")
 			}
 			puts := make([]core.Put, len(ids))
 			for i := range ids {
 				if ids[i] == "" {
-					return nil, invalid("document id must not be empty")
+					return invalid("document id must not be empty")
 				}
 				puts[i] = core.Put{ID: ids[i], Data: docs[i]}
 			}
-			return nil, r.UpsertMany(context.Background(), puts, wo...)
+			return r.UpsertMany(context.Background(), puts, wo...)
 		})
 	})
 	// get(id) resolves with the document's JSON, or null.
@@ -158,8 +169,8 @@ func (c *client) bindRepository(name string) js.Value {
 		if err != nil {
 			return reject(err)
 		}
-		return do(func(r *core.Repository) (any, error) {
-			return nil, r.Delete(context.Background(), id, wo...)
+		return write(func(r *core.Repository) error {
+			return r.Delete(context.Background(), id, wo...)
 		})
 	})
 	// watch(queryJSON, cb) calls cb with the JSON array of the result,

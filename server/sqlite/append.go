@@ -64,9 +64,9 @@ func (w *writeStmts) close() error {
 
 // Append stores events in one repository, all or nothing; see server.Store.
 // It returns once the group commit holding the events is durable. When ctx
-// ends while the request is queued, Append returns ctx's error; the writer
-// skips a request whose context has ended, but a request already committing
-// may still be stored (a re-push then deduplicates it).
+// ends before the writer reaches the request, Append stores nothing and
+// returns ctx's error; a request the writer has started commits and
+// succeeds. Either way nothing is written after Append returns.
 func (s *Store) Append(ctx context.Context, ns, repo string, events []protocol.Event) ([]server.Appended, error) {
 	if err := checkAppend(ns, repo, events); err != nil {
 		return nil, fmt.Errorf("sqlite: failed to append to %s/%s: %w", ns, repo, err)
@@ -93,15 +93,14 @@ func (s *Store) Append(ctx context.Context, ns, repo string, events []protocol.E
 		return nil, fmt.Errorf("sqlite: failed to append to %s/%s: %w", ns, repo, ctx.Err())
 	}
 	s.mu.RUnlock()
-	select {
-	case r := <-req.done:
-		if r.err != nil {
-			return nil, fmt.Errorf("sqlite: failed to append to %s/%s: %w", ns, repo, r.err)
-		}
-		return r.res, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("sqlite: failed to append to %s/%s: %w", ns, repo, ctx.Err())
+	// Wait for the answer even when ctx ends: the writer skips a request
+	// whose context has ended, and once Append returns its request is
+	// settled, never written later.
+	r := <-req.done
+	if r.err != nil {
+		return nil, fmt.Errorf("sqlite: failed to append to %s/%s: %w", ns, repo, r.err)
 	}
+	return r.res, nil
 }
 
 // checkAppend reports what is wrong with an Append's input.

@@ -32,6 +32,7 @@ type conn struct {
 	fanout  chan []byte
 
 	closeOnce sync.Once
+	closing   atomic.Bool   // closeWith was called
 	authed    chan struct{} // closed on the first successful auth
 	authOnce  sync.Once
 	lastPong  atomic.Int64 // unix nanos of the last pong received
@@ -190,11 +191,19 @@ func (c *conn) heartbeat() {
 	}
 }
 
-// closeWith closes the socket with a status and reason, without waiting.
+// closeWith closes the socket with a status and reason, without waiting;
+// a peer that does not complete the close handshake within a second (a
+// stalled consumer) is dropped.
 func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
+		c.closing.Store(true)
+		t := time.AfterFunc(time.Second, func() {
+			c.cancel()
+			c.ws.CloseNow()
+		})
 		go func() {
 			c.ws.Close(code, reason)
+			t.Stop()
 			c.cancel()
 		}()
 	})
@@ -244,7 +253,7 @@ func (c *conn) sendError(code protocol.Code, msg, repo, eventID string) {
 // queue is full is disconnected (it catches up from its cursor on
 // reconnect) so that it never holds up the others.
 func (c *conn) sendFanout(frame []byte) bool {
-	if c.ctx.Err() != nil {
+	if c.ctx.Err() != nil || c.closing.Load() {
 		return false
 	}
 	select {

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/lfsync/lfsync/core/protocol"
@@ -348,7 +349,12 @@ func (s *session) onError(m protocol.Message) error {
 		return nil
 	default: // rate_limited, internal, or a plain server's uncoded error
 		if !s.authed {
-			return errorf(ErrUnauthorized, "lfsync: the server refused auth: "+text)
+			if m.Code == "" {
+				// A plain local_first server answers a refused auth with an
+				// uncoded error.
+				return errorf(ErrUnauthorized, "lfsync: the server refused auth: "+text)
+			}
+			return errors.New("lfsync: the server failed auth: " + text)
 		}
 		c.reportError("server: " + text)
 		if len(s.inflight) == 0 && !s.anyRequesting() {

@@ -1,0 +1,80 @@
+package server_test
+
+import (
+	"testing"
+
+	"github.com/lfsync/lfsync/core/protocol"
+	"github.com/lfsync/lfsync/server/servertest"
+)
+
+func TestRestartKeepsAckedEvents(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t)
+	c := dial(t, s)
+	c.auth("x")
+	acked := map[string]int64{}
+	for i := range 5 {
+		ack := c.push("todos", ev("d"+string(rune('0'+i)), nil), ev("e"+string(rune('0'+i)), nil))
+		for id, seq := range ack.Sequences {
+			acked[id] = seq
+		}
+	}
+	addr := s.Addr()
+	s.Restart()
+	if s.Addr() != addr {
+		t.Fatalf("restarted on %s, want %s", s.Addr(), addr)
+	}
+	if st := c.closed(); st != 1001 && st != -1 {
+		t.Fatalf("close status on restart = %v, want going away", st)
+	}
+	c = dial(t, s)
+	c.auth("x")
+	c.send(map[string]any{"type": "request_events", "repository": "todos", "afterSequence": 0, "limit": 1000, "reduce": false})
+	m := c.expect(protocol.TypeEvents)
+	c.expect(protocol.TypeSyncComplete)
+	if len(m.Events) != len(acked) {
+		t.Fatalf("after restart %d events, want %d", len(m.Events), len(acked))
+	}
+	for _, e := range m.Events {
+		if acked[e.ID] != e.ServerSequence {
+			t.Fatalf("event %s has sequence %d, was acked with %d", e.ID, e.ServerSequence, acked[e.ID])
+		}
+	}
+	// Sequences continue.
+	ack := c.push("todos", ev("new", nil))
+	if seq := ack.Sequences[ack.EventIDs[0]]; seq != 11 {
+		t.Fatalf("next sequence = %d, want 11", seq)
+	}
+}
+
+func TestDropAcks(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t)
+	c := dial(t, s)
+	c.auth("x")
+	s.DropAcks(1)
+	e := ev("d", nil)
+	c.send(map[string]any{"type": "push_events_batch", "repository": "todos", "events": []any{e}})
+	if _, err := c.readBytes(); err == nil {
+		t.Fatal("got a frame, want the socket closed instead of the ack")
+	}
+	// The events committed: a re-push is acked with the same sequence.
+	c = dial(t, s)
+	c.auth("x")
+	ack := c.push("todos", e)
+	if seq := ack.Sequences[e["_event_id"].(string)]; seq != 1 {
+		t.Fatalf("re-push acked with sequence %d, want 1", seq)
+	}
+}
+
+func TestCloseConnectionsKeepsServing(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t)
+	c := dial(t, s)
+	c.auth("x")
+	s.CloseConnections()
+	c.closed()
+	c = dial(t, s)
+	c.auth("x")
+	c.push("todos", ev("d", nil))
+}

@@ -305,7 +305,7 @@ async function load(wasmURL) {
   const go = new globalThis.Go();
   const instance = await instantiate(wasmURL ?? new URL("./lfsync.wasm", import.meta.url), go.importObject);
   globalThis.__lfsync = { Error: LfsyncError };
-  const rt = new Runtime();
+  const rt = new Runtime(go);
   const self = globalThis[RUNTIME];
   go.run(instance).then(
     () => rt.crash("lfsync: the wasm runtime exited"),
@@ -339,6 +339,12 @@ class Runtime {
   ns = null;
   dead = null;
   #pending = new Set();
+
+  constructor(go) {
+    // The Go instance, for diagnostics (its _values table shows leaked JS
+    // references).
+    this.go = go;
+  }
 
   crash(message) {
     if (this.dead) return;

@@ -10,7 +10,11 @@
 // goroutine, and rejections are Errors carrying a code (see errors.go).
 package main
 
-import "syscall/js"
+import (
+	"runtime"
+	"strconv"
+	"syscall/js"
+)
 
 // version is the runtime's version; the JS package warns when its own
 // differs.
@@ -32,5 +36,9 @@ func main() {
 	}
 	ns.Set("version", version)
 	ns.Set("createClient", js.FuncOf(createClient))
+	// stats() is a diagnostic for leak tests: the live goroutines, as JSON.
+	ns.Set("stats", js.FuncOf(func(js.Value, []js.Value) any {
+		return `{"goroutines":` + strconv.Itoa(runtime.NumGoroutine()) + `}`
+	}))
 	select {}
 }

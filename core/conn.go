@@ -13,6 +13,10 @@ import (
 // maxReadBytes bounds a frame read from the server.
 const maxReadBytes = 64 << 20
 
+// maxStalls bounds consecutive catch-up rounds that bring nothing new
+// before a repository counts as caught up as far as the server allows.
+const maxStalls = 5
+
 // errAuthTimeout says the server sent no auth_success in time.
 var errAuthTimeout = errors.New("lfsync: no auth_success from the server in time")
 
@@ -553,28 +557,30 @@ func (s *session) onSyncComplete(m protocol.Message) error {
 		more = rs.reqCount >= s.c.opts.PageSize
 	} else {
 		behind := m.HasMore || rs.track.cursor < m.LastSequence || rs.track.gap()
-		if behind {
-			if rs.track.cursor > rs.reqAfter {
+		switch {
+		case !behind:
+			rs.stalls = 0
+		case rs.track.cursor > rs.reqAfter:
+			rs.stalls = 0
+			more = true
+		default:
+			rs.stalls++
+			if rs.track.gap() && m.LastSequence >= rs.track.firstAhead() && rs.stalls >= 2 {
+				// The server has the missing range but sent nothing
+				// readable for it, twice: move past it rather than stall
+				// the stream forever.
+				skipTo := rs.track.firstAhead() - 1
+				s.c.reportError("skipped unreadable events " + strconv.FormatInt(rs.track.cursor+1, 10) + ".." + strconv.FormatInt(skipTo, 10) + " of " + rs.name)
+				if err := s.persistCursor(rs, rs.track.covered(skipTo)); err != nil {
+					return err
+				}
 				rs.stalls = 0
 				more = true
+			} else if rs.stalls < maxStalls {
+				more = true
 			} else {
-				rs.stalls++
-				if rs.track.gap() {
-					// The server sent nothing readable for the missing
-					// range even when asked for it: move past it rather
-					// than stall the stream forever.
-					skipTo := rs.track.firstAhead() - 1
-					s.c.reportError("skipped unreadable events " + strconv.FormatInt(rs.track.cursor+1, 10) + ".." + strconv.FormatInt(skipTo, 10) + " of " + rs.name)
-					if err := s.persistCursor(rs, rs.track.covered(skipTo)); err != nil {
-						return err
-					}
-					more = true
-				} else if rs.stalls < 3 {
-					more = true
-				}
+				s.c.reportError("the server does not send the missing events of " + rs.name + " after " + strconv.FormatInt(rs.track.cursor, 10))
 			}
-		} else {
-			rs.stalls = 0
 		}
 	}
 	if more || rs.again {

@@ -1,3 +1,5 @@
+//go:build !js
+
 package core_test
 
 // These tests drive the client against a scripted WebSocket peer, for the
@@ -326,4 +328,49 @@ func TestGivesUpAfterMaxAttempts(t *testing.T) {
 	log := recordStatus(c)
 	c.Start()
 	waitFor(t, "another attempt", func() bool { return log.has(core.StateConnecting) })
+}
+
+func TestUnreadableSequenceIsSkippedAfterRetries(t *testing.T) {
+	// The event at sequence 2 is so broken its sequence cannot be read: the
+	// client asks again, then moves past it instead of stalling forever.
+	bad := `{"_event_id":"bad","_operation":"nope"}`
+	p := newPeer(t, func(pc *peerConn, m protocol.Message) {
+		switch m.Type {
+		case protocol.TypeAuth:
+			pc.send(protocol.Message{Type: protocol.TypeAuthSuccess})
+		case protocol.TypeRequestEvents:
+			var evs []string
+			if m.AfterSequence < 1 {
+				evs = append(evs, rawEvent(1, "a", "one"))
+			}
+			if m.AfterSequence < 2 {
+				evs = append(evs, bad)
+			}
+			if m.AfterSequence < 3 {
+				evs = append(evs, rawEvent(3, "c", "three"))
+			}
+			if len(evs) > 0 {
+				pc.sendRaw(`{"type":"events","repository":"todos","events":[` + strings.Join(evs, ",") + `]}`)
+			}
+			pc.send(protocol.Message{Type: protocol.TypeSyncComplete, Repository: "todos", LastSequence: 3})
+		}
+	})
+	c, store := newClient(t, fastOptions(p.url(), "todos"))
+	waitSynced(t, c)
+	if cur, _ := store.Cursor(context.Background(), "todos"); cur != 3 {
+		t.Fatalf("cursor %d, want 3", cur)
+	}
+	reqs := p.requests()
+	retried := 0
+	for _, after := range reqs {
+		if after == 1 {
+			retried++
+		}
+	}
+	if retried < 2 {
+		t.Fatalf("requests %v: the missing range was not asked for again before skipping", reqs)
+	}
+	if !strings.Contains(c.Status().LastError, "skipped") {
+		t.Fatalf("lastError %q does not report the skip", c.Status().LastError)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -56,8 +57,18 @@ func (s *Server) restError(w http.ResponseWriter, perr *protocol.Error) {
 	writeError(w, statusOf(perr.Code), perr.Code, perr.Message)
 }
 
-// authenticate verifies a request's bearer token.
+// authenticate verifies a request's bearer token, after the per-address
+// rate limit.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (Principal, bool) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if !s.restLimit.allow(host, time.Now()) {
+		w.Header().Set("Retry-After", "1")
+		s.restError(w, protocol.Errorf(protocol.CodeRateLimited, "rate limit exceeded; request dropped"))
+		return Principal{}, false
+	}
 	headers := make(map[string]string, len(r.Header))
 	for k, v := range r.Header {
 		if len(v) > 0 {

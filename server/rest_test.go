@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -147,5 +148,31 @@ func TestREST(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b)
 		}
+	}
+}
+
+func TestRESTRateLimit(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.RatePerSecond = 0.001
+		c.RateBurst = 2
+	}))
+	var body struct {
+		Code string `json:"code"`
+	}
+	for i, want := range []int{200, 200, 429} {
+		body.Code = ""
+		e, _ := json.Marshal(ev(fmt.Sprint("d", i), nil))
+		if st := do(t, "POST", s.URL()+"/api/events/todos", "x", string(e), &body); st != want {
+			t.Fatalf("request %d: status %d, want %d", i, st, want)
+		}
+	}
+	if body.Code != "rate_limited" {
+		t.Fatalf("code %q", body.Code)
+	}
+	c := dial(t, s)
+	c.auth("x")
+	if events, _ := c.request("todos", 0, 10); len(events) != 2 {
+		t.Fatalf("stored %d, want 2", len(events))
 	}
 }

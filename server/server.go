@@ -32,6 +32,8 @@ type Server struct {
 	inflight sync.WaitGroup // appends in progress
 	connWG   sync.WaitGroup
 
+	restLimit *restLimiter
+
 	// dropAcks is a test hook (see DropAcks).
 	dropAcks atomic.Int64
 }
@@ -51,6 +53,7 @@ func New(cfg Config) (*Server, error) {
 		cancel:  cancel,
 		conns:   make(map[*conn]struct{}),
 	}
+	s.restLimit = newRESTLimiter(cfg.RatePerSecond, cfg.RateBurst)
 	s.hub = newHub(ctx, cfg.Store, cfg.Logger, s.metrics, cfg.MaxPage)
 	if w, ok := cfg.Store.(Watcher); ok {
 		go s.hub.watch(w, cfg.WatchPoll)

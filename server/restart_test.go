@@ -1,7 +1,11 @@
 package server_test
 
 import (
+	"fmt"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/lfsync/lfsync/core/protocol"
 	"github.com/lfsync/lfsync/server/servertest"
@@ -77,4 +81,62 @@ func TestCloseConnectionsKeepsServing(t *testing.T) {
 	c = dial(t, s)
 	c.auth("x")
 	c.push("todos", ev("d", nil))
+}
+
+// TestShutdownAcksInFlightBatches: batches pipelined while the server
+// shuts down are either acked or not stored; none is stored unacked
+// (short of a crash), and everything acked survives.
+func TestShutdownAcksInFlightBatches(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t)
+	c := dial(t, s)
+	c.auth("x")
+	sent := map[string]bool{}
+	for i := range 40 {
+		e := ev(fmt.Sprint("d", i), nil)
+		sent[e["_event_id"].(string)] = true
+		c.send(map[string]any{"type": "push_events_batch", "repository": "todos", "events": []any{e}})
+	}
+	go s.Restart()
+	acked := map[string]bool{}
+	for {
+		b, err := c.readBytes()
+		if err != nil {
+			break
+		}
+		m, err := protocol.Decode(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range m.EventIDs {
+			acked[id] = true
+		}
+	}
+	var c2 *client
+	for c2 == nil {
+		// Restart runs concurrently: wait until it accepts again.
+		ws, _, err := websocket.Dial(t.Context(), s.WSURL(), nil)
+		if err == nil {
+			ws.SetReadLimit(1 << 24)
+			t.Cleanup(func() { ws.CloseNow() })
+			c2 = &client{t: t, ws: ws}
+		} else {
+			time.Sleep(10 * time.Millisecond) // polling, not an assertion
+		}
+	}
+	c2.auth("x")
+	events, _ := c2.request("todos", 0, 1000)
+	stored := map[string]bool{}
+	for _, e := range events {
+		stored[e.ID] = true
+		if !acked[e.ID] {
+			t.Errorf("event %s stored but not acked", e.ID)
+		}
+	}
+	for id := range acked {
+		if !stored[id] {
+			t.Errorf("event %s acked but lost", id)
+		}
+	}
+	t.Logf("%d sent, %d acked before shutdown", len(sent), len(acked))
 }

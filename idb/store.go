@@ -36,10 +36,15 @@ func (s *Store) Name() string { return s.name }
 // upgrade blocked, Open waits (the other tab's store closes itself on the
 // versionchange event) until ctx ends.
 func Open(ctx context.Context, name string) (*Store, error) {
+	return openIn(ctx, js.Global().Get("indexedDB"), name)
+}
+
+// openIn opens name in an IDBFactory: the page's indexedDB, or a storage
+// bucket's.
+func openIn(ctx context.Context, factory js.Value, name string) (*Store, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	factory := js.Global().Get("indexedDB")
 	if !factory.Truthy() {
 		return nil, errors.New("idb: failed to open " + name + ": IndexedDB is not available")
 	}
@@ -167,10 +172,13 @@ func (s *Store) conn() (js.Value, error) {
 // versionchange event (an open Store closes itself); Delete waits until they
 // are closed or ctx ends.
 func Delete(ctx context.Context, name string) error {
+	return deleteIn(ctx, js.Global().Get("indexedDB"), name)
+}
+
+func deleteIn(ctx context.Context, factory js.Value, name string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	factory := js.Global().Get("indexedDB")
 	if !factory.Truthy() {
 		return errors.New("idb: failed to delete " + name + ": IndexedDB is not available")
 	}

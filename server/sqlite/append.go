@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 
 	"github.com/lfsync/lfsync/core/protocol"
 	"github.com/lfsync/lfsync/server"
@@ -129,6 +130,9 @@ func (s *Store) write() {
 	defer close(s.done)
 	group := make([]*appendReq, 0, s.maxGroup)
 	for first := range s.reqs {
+		// Let the pushers just answered queue their next requests, so that
+		// groups stay large instead of alternating large and small.
+		runtime.Gosched()
 		group = append(group[:0], first)
 		n := len(first.events)
 	drain:
@@ -172,6 +176,7 @@ func (s *Store) commit(group []*appendReq) {
 		return
 	}
 	s.groups.Add(1)
+	repos := map[repoKey]*repoState{}
 	for i, r := range group {
 		if err := r.ctx.Err(); err != nil {
 			results[i].err = err
@@ -182,7 +187,7 @@ func (s *Store) commit(group []*appendReq) {
 			failAll(fmt.Errorf("failed to open savepoint: %w", err))
 			return
 		}
-		res, err := s.apply(ctx, r)
+		res, err := s.apply(ctx, r, repos)
 		if err != nil {
 			results[i].err = err
 			if _, rerr := s.wc.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
@@ -200,6 +205,19 @@ func (s *Store) commit(group []*appendReq) {
 			results[i].res = res
 		}
 	}
+	for _, st := range repos {
+		if !st.grew {
+			continue
+		}
+		if _, err := s.w.bump.ExecContext(ctx, st.last, st.count, st.id); err != nil {
+			s.rollback(ctx)
+			for i := range results {
+				results[i].res = nil
+			}
+			failAll(fmt.Errorf("failed to advance repository sequence: %w", err))
+			return
+		}
+	}
 	if _, err := s.wc.ExecContext(ctx, "COMMIT"); err != nil {
 		s.rollback(ctx)
 		for i := range results {
@@ -207,6 +225,16 @@ func (s *Store) commit(group []*appendReq) {
 		}
 		failAll(fmt.Errorf("failed to commit: %w", err))
 		return
+	}
+	for _, r := range results {
+		if r.err == nil {
+			s.appends.Add(1)
+			for _, a := range r.res {
+				if a.New {
+					s.events.Add(1)
+				}
+			}
+		}
 	}
 	answer()
 }
@@ -216,22 +244,38 @@ func (s *Store) rollback(ctx context.Context) {
 	_, _ = s.wc.ExecContext(ctx, "ROLLBACK")
 }
 
-// apply stores one request's events inside the writer's transaction.
-func (s *Store) apply(ctx context.Context, r *appendReq) ([]server.Appended, error) {
+// repoKey names a repository.
+type repoKey struct{ ns, name string }
+
+// repoState is a repository's row as the open transaction has it; the
+// counters are written back once per group.
+type repoState struct {
+	id, last, count int64
+	grew            bool
+}
+
+// apply stores one request's events inside the writer's transaction. repos
+// caches the group's repository rows; apply updates it only on success, so
+// a failed request's rolled-back changes never reach it.
+func (s *Store) apply(ctx context.Context, r *appendReq, repos map[repoKey]*repoState) ([]server.Appended, error) {
 	w := &s.w
-	var repoID, last, count int64
-	err := w.repo.QueryRowContext(ctx, r.ns, r.repo).Scan(&repoID, &last, &count)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = w.newRepo.QueryRowContext(ctx, r.ns, r.repo).Scan(&repoID)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("failed to read repository: %w", err)
+	key := repoKey{r.ns, r.repo}
+	var st repoState
+	if cached, ok := repos[key]; ok {
+		st = *cached
+	} else {
+		err := w.repo.QueryRowContext(ctx, r.ns, r.repo).Scan(&st.id, &st.last, &st.count)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = w.newRepo.QueryRowContext(ctx, r.ns, r.repo).Scan(&st.id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failed to read repository: %w", err)
+		}
 	}
 	out := make([]server.Appended, len(r.events))
-	grew := false
 	for i, e := range r.events {
 		ms := e.CreatedAt.UnixMilli()
-		res, err := w.insert.ExecContext(ctx, repoID, last+1, e.ID, e.DataID, int64(e.Operation), ms, blob(e.Data), blob(e.Meta))
+		res, err := w.insert.ExecContext(ctx, st.id, st.last+1, e.ID, e.DataID, int64(e.Operation), ms, blob(e.Data), blob(e.Meta))
 		if err != nil {
 			return nil, fmt.Errorf("failed to insert event %s: %w", e.ID, err)
 		}
@@ -241,25 +285,21 @@ func (s *Store) apply(ctx context.Context, r *appendReq) ([]server.Appended, err
 		}
 		if n == 0 { // already stored: a re-push
 			var seq int64
-			if err := w.seqByID.QueryRowContext(ctx, repoID, e.ID).Scan(&seq); err != nil {
+			if err := w.seqByID.QueryRowContext(ctx, st.id, e.ID).Scan(&seq); err != nil {
 				return nil, fmt.Errorf("failed to read stored event %s: %w", e.ID, err)
 			}
 			out[i] = server.Appended{ID: e.ID, Sequence: seq}
 			continue
 		}
-		last++
-		count++
-		grew = true
-		if _, err := w.doc.ExecContext(ctx, repoID, e.DataID, last, ms); err != nil {
+		st.last++
+		st.count++
+		st.grew = true
+		if _, err := w.doc.ExecContext(ctx, st.id, e.DataID, st.last, ms); err != nil {
 			return nil, fmt.Errorf("failed to index document %s: %w", e.DataID, err)
 		}
-		out[i] = server.Appended{ID: e.ID, Sequence: last, New: true}
+		out[i] = server.Appended{ID: e.ID, Sequence: st.last, New: true}
 	}
-	if grew {
-		if _, err := w.bump.ExecContext(ctx, last, count, repoID); err != nil {
-			return nil, fmt.Errorf("failed to advance repository sequence: %w", err)
-		}
-	}
+	repos[key] = &st
 	return out, nil
 }
 

@@ -39,7 +39,25 @@ type Store struct {
 
 	maxGroup       int
 	maxGroupEvents int
-	groups         atomic.Int64 // group commits made, for tests
+	groups         atomic.Int64 // transactions begun by the writer
+	appends        atomic.Int64 // requests committed
+	events         atomic.Int64 // new events committed
+}
+
+// Stats counts the writer's work since Open.
+type Stats struct {
+	// Commits is the number of group commits.
+	Commits int64 `json:"commits"`
+	// Appends is the number of Append requests committed.
+	Appends int64 `json:"appends"`
+	// Events is the number of new events stored.
+	Events int64 `json:"events"`
+}
+
+// Stats returns the writer's counters; Appends/Commits is the average group
+// size.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.groups.Load(), Appends: s.appends.Load(), Events: s.events.Load()}
 }
 
 // Option configures Open.

@@ -10,7 +10,7 @@ import (
 )
 
 // open opens the database at path and closes it when t ends.
-func open(t *testing.T, path string, opts ...sqlite.Option) *sqlite.Store {
+func open(t testing.TB, path string, opts ...sqlite.Option) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(path, opts...)
 	if err != nil {

@@ -1,0 +1,76 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lfsync/lfsync/core/protocol"
+)
+
+// BenchmarkAppend measures ingest with concurrent pushers, each appending
+// batches of events to one shared repository and waiting for every ack.
+func BenchmarkAppend(b *testing.B) {
+	for _, bc := range []struct{ pushers, batch int }{
+		{1, 1}, {10, 1}, {100, 1}, {10, 50}, {100, 10},
+	} {
+		b.Run(fmt.Sprintf("pushers=%d/batch=%d", bc.pushers, bc.batch), func(b *testing.B) {
+			benchAppend(b, bc.pushers, bc.batch)
+		})
+	}
+}
+
+func benchAppend(b *testing.B, pushers, batch int) {
+	s := open(b, filepath.Join(b.TempDir(), "bench.db"))
+	ctx := context.Background()
+	created := time.Now()
+	var (
+		next   atomic.Int64
+		wg     sync.WaitGroup
+		failed atomic.Value
+	)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for p := range pushers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			events := make([]protocol.Event, batch)
+			prefix := "p" + strconv.Itoa(p) + "-"
+			for {
+				n := next.Add(1)
+				if n > int64(b.N) {
+					return
+				}
+				for i := range events {
+					id := prefix + strconv.FormatInt(n, 10) + "-" + strconv.Itoa(i)
+					doc := "doc-" + strconv.FormatInt((n*int64(batch)+int64(i))%5000, 10)
+					events[i] = protocol.Event{
+						ID: id, Operation: protocol.OpUpdate, CreatedAt: created, DataID: doc,
+						Data: []byte(`{"id":"` + doc + `","title":"Buy milk and some bread","done":false,"n":` + strconv.FormatInt(n, 10) + `}`),
+					}
+				}
+				if _, err := s.Append(ctx, "bench", "todos", events); err != nil {
+					failed.Store(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if err, _ := failed.Load().(error); err != nil {
+		b.Fatalf("Append failed: %v", err)
+	}
+	b.ReportMetric(float64(b.N*batch)/elapsed.Seconds(), "events/s")
+	if st := s.Stats(); st.Commits > 0 {
+		b.ReportMetric(float64(st.Events)/float64(st.Commits), "events/commit")
+	}
+}

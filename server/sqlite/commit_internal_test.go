@@ -1,0 +1,108 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lfsync/lfsync/core/protocol"
+	"github.com/lfsync/lfsync/server"
+)
+
+// TestGroupFailureIsolated commits one group in which a request fails half
+// way on a real constraint violation: its own events are all rolled back,
+// the requests around it commit.
+func TestGroupFailureIsolated(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "group.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ev := func(id, dataID string) protocol.Event {
+		return protocol.Event{ID: id, CreatedAt: time.UnixMilli(1000), DataID: dataID, Data: []byte(`{"id":"` + dataID + `"}`)}
+	}
+	if _, err := s.Append(ctx, "ns", "x", []protocol.Event{ev("x1", "a")}); err != nil {
+		t.Fatal(err)
+	}
+	// Another connection takes sequence 3 of x behind the store's back, so
+	// the second event of the next append to x violates the log's key.
+	db := rawDB(t, path)
+	if _, err := db.Exec(`INSERT INTO events (repo_id, seq, id, data_id, op, created_at_ms, data)
+		SELECT id, 3, 'intruder', 'z', 0, 0, '{}' FROM repos WHERE ns = 'ns' AND name = 'x'`); err != nil {
+		t.Fatal(err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	req := func(ctx context.Context, repo string, events ...protocol.Event) *appendReq {
+		return &appendReq{ctx: ctx, ns: "ns", repo: repo, events: events, done: make(chan appendResult, 1)}
+	}
+	group := []*appendReq{
+		req(ctx, "y", ev("y1", "a"), ev("y2", "b")),
+		req(ctx, "x", ev("x2", "b"), ev("x3", "c")), // x3 collides at sequence 3
+		req(ctx, "z", ev("z1", "a"), ev("z1", "a")),
+		req(canceled, "y", ev("y3", "c")),
+		req(ctx, "y", ev("y4", "d"), ev("y1", "a")),
+	}
+	// The writer goroutine is idle, so the test may drive the writer's
+	// connection itself.
+	before := s.groups.Load()
+	s.commit(group)
+	if got := s.groups.Load() - before; got != 1 {
+		t.Fatalf("commit made %d transactions, want 1", got)
+	}
+	var results []appendResult
+	for _, r := range group {
+		results = append(results, <-r.done)
+	}
+	check := func(i int, want ...server.Appended) {
+		t.Helper()
+		r := results[i]
+		if r.err != nil || len(r.res) != len(want) {
+			t.Fatalf("request %d = %+v, %v; want %+v", i, r.res, r.err, want)
+		}
+		for j := range want {
+			if r.res[j] != want[j] {
+				t.Fatalf("request %d = %+v, want %+v", i, r.res, want)
+			}
+		}
+	}
+	check(0, server.Appended{ID: "y1", Sequence: 1, New: true}, server.Appended{ID: "y2", Sequence: 2, New: true})
+	if results[1].err == nil || !strings.Contains(results[1].err.Error(), "x3") {
+		t.Fatalf("request 1 = %+v, %v; want an error about x3", results[1].res, results[1].err)
+	}
+	check(2, server.Appended{ID: "z1", Sequence: 1, New: true}, server.Appended{ID: "z1", Sequence: 1})
+	if !errors.Is(results[3].err, context.Canceled) {
+		t.Fatalf("request 3 (canceled) = %+v, %v; want context.Canceled", results[3].res, results[3].err)
+	}
+	check(4, server.Appended{ID: "y4", Sequence: 3, New: true}, server.Appended{ID: "y1", Sequence: 1})
+
+	// x holds its first event and the intruder, nothing of the failed request.
+	all, _, err := s.Range(ctx, "ns", "x", 0, 10)
+	if err != nil || eventIDs(all) != "x1 intruder" {
+		t.Fatalf("Range(x) = %s, %v; want x1 intruder", eventIDs(all), err)
+	}
+	if _, err := s.Event(ctx, "ns", "x", "x2"); !errors.Is(err, server.ErrNotFound) {
+		t.Fatalf("Event(x2) = %v, want ErrNotFound: the failed request's first event must be rolled back", err)
+	}
+	if seq, err := s.LastSequence(ctx, "ns", "x"); err != nil || seq != 1 {
+		t.Fatalf("LastSequence(x) = %d, %v; want 1", seq, err)
+	}
+	if e, err := s.ByDataID(ctx, "ns", "x", "b"); !errors.Is(err, server.ErrNotFound) {
+		t.Fatalf("ByDataID(x, b) = %+v, %v; want ErrNotFound", e, err)
+	}
+	if all, _, err = s.Range(ctx, "ns", "y", 0, 10); err != nil || eventIDs(all) != "y1 y2 y4" {
+		t.Fatalf("Range(y) = %s, %v; want y1 y2 y4", eventIDs(all), err)
+	}
+	if all, _, err = s.Range(ctx, "ns", "z", 0, 10); err != nil || eventIDs(all) != "z1" {
+		t.Fatalf("Range(z) = %s, %v; want z1", eventIDs(all), err)
+	}
+	// The store keeps working through its writer goroutine.
+	if res, err := s.Append(ctx, "ns", "y", []protocol.Event{ev("y5", "e")}); err != nil || res[0].Sequence != 4 {
+		t.Fatalf("Append() after the group = %+v, %v; want sequence 4", res, err)
+	}
+}

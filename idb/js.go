@@ -12,7 +12,18 @@ var (
 	jsKeyRange = js.Global().Get("IDBKeyRange")
 	jsEmpty    = jsArray.New() // [] sorts after every string key
 	jsInf      = js.Global().Get("Infinity")
+	jsEncoder  = js.Global().Get("TextEncoder").New()
+	jsConcat   = js.Global().Get("String").Get("prototype").Get("concat")
 )
+
+// bytesOf returns the JS string v as UTF-8 in one Go allocation
+// (js.Value.String copies twice: into a buffer, then into a string).
+func bytesOf(v js.Value) []byte {
+	u8 := jsEncoder.Call("encode", v)
+	b := make([]byte, u8.Length())
+	js.CopyBytesToGo(b, u8)
+	return b
+}
 
 // protect runs fn and turns a JavaScript exception thrown by a call inside it
 // (syscall/js panics with js.Error) into an error; other panics go on.

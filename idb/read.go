@@ -61,7 +61,7 @@ func (s *Store) Doc(ctx context.Context, repo, id string) (core.Doc, bool, error
 		return core.Doc{}, false, err
 	}
 	var d core.Doc
-	if err := json.Unmarshal([]byte(v.String()), &d); err != nil {
+	if err := json.Unmarshal(bytesOf(v), &d); err != nil {
 		return core.Doc{}, false, failed("decode document "+id, err)
 	}
 	return d, true, nil
@@ -80,9 +80,7 @@ func (s *Store) Docs(ctx context.Context, repo string) ([]core.Doc, error) {
 	if v.Length() == 0 {
 		return []core.Doc{}, nil
 	}
-	joined := v.Call("join", ",").String()
-	text := make([]byte, 0, len(joined)+2)
-	text = append(append(append(text, '['), joined...), ']')
+	text := bytesOf(jsConcat.Call("call", "[", v.Call("join", ","), "]"))
 	docs := make([]core.Doc, 0, v.Length())
 	if err := json.Unmarshal(text, &docs); err != nil {
 		return nil, failed("decode documents", err)
@@ -107,7 +105,7 @@ func (s *Store) Pending(ctx context.Context, limit int) ([]core.OutboxEvent, err
 		return []core.OutboxEvent{}, nil
 	}
 	var recs []outboxRecord
-	if err := json.Unmarshal([]byte(jsJSON.Call("stringify", v).String()), &recs); err != nil {
+	if err := json.Unmarshal(bytesOf(jsJSON.Call("stringify", v)), &recs); err != nil {
 		return nil, failed("decode outbox", err)
 	}
 	out := make([]core.OutboxEvent, len(recs))
@@ -139,7 +137,7 @@ func (s *Store) Outbox(ctx context.Context, eventID string) (core.OutboxEvent, b
 		return core.OutboxEvent{}, false, err
 	}
 	var rec outboxRecord
-	if err := json.Unmarshal([]byte(jsJSON.Call("stringify", v).String()), &rec); err != nil {
+	if err := json.Unmarshal(bytesOf(jsJSON.Call("stringify", v)), &rec); err != nil {
 		return core.OutboxEvent{}, false, failed("decode outbox", err)
 	}
 	e, err := rec.outboxEvent()

@@ -34,6 +34,7 @@ type Client struct {
 	barrierWant uint64        // catch-up rounds WaitSynced asked for
 	barrierDone uint64        // the latest round completed
 	ackedIDs    []string      // acked events still in the outbox, oldest first (guarded by applyMu)
+	frameBudget int           // learnt bound of a push frame's size, bytes
 
 	// applyMu serialises read-modify-writes of documents: local writes,
 	// remote applies and acks.
@@ -72,6 +73,7 @@ func NewClient(store Store, opts Options) (*Client, error) {
 		repoWake:    make(chan struct{}, 1),
 		barrierWake: make(chan struct{}, 1),
 	}
+	c.frameBudget = opts.MaxBatchBytes
 	c.clientID = opts.ClientID
 	if c.clientID == "" {
 		id, err := loadClientID(store)

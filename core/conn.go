@@ -140,6 +140,9 @@ func (c *Client) runSession(ctx context.Context) (connected bool, err error) {
 	}
 	conn.SetReadLimit(maxReadBytes)
 	s := newSession(ctx, c, conn)
+	c.mu.Lock()
+	s.frameBudget = c.frameBudget
+	c.mu.Unlock()
 	defer s.close()
 	return s.run()
 }
@@ -162,6 +165,7 @@ type session struct {
 	inflight      map[string]string // event id -> repository
 	batches       []*pushBatch      // in flight, oldest first
 	batchSize     int
+	frameBudget   int
 	retryAt       time.Time
 	retryAttempts int
 	retryTimer    *time.Timer
@@ -173,8 +177,9 @@ type session struct {
 
 // pushBatch is one push_events_batch awaiting its ack.
 type pushBatch struct {
-	repo string
-	ids  []string
+	repo  string
+	ids   []string
+	bytes int // the frame's size
 }
 
 // repoSync is a repository's pull state within a session.
@@ -316,6 +321,11 @@ func (s *session) readFailure(err error) error {
 		return s.ctx.Err()
 	}
 	code := websocket.CloseStatus(err)
+	if code == websocket.StatusMessageTooBig {
+		if ferr := s.frameTooBig(); ferr != nil {
+			return ferr
+		}
+	}
 	if !s.authed && (code == websocket.StatusPolicyViolation || code == 4001 || code == 4003 || code == 4401 || code == 4403) {
 		return errorf(ErrUnauthorized, "lfsync: the server closed the connection during auth: "+err.Error())
 	}
@@ -324,9 +334,15 @@ func (s *session) readFailure(err error) error {
 
 // send writes one frame.
 func (s *session) send(m protocol.Message) error {
+	_, err := s.sendSized(m)
+	return err
+}
+
+// sendSized writes one frame and returns its size.
+func (s *session) sendSized(m protocol.Message) (int, error) {
 	b, err := protocol.Encode(m)
 	if err != nil {
-		return wrapErr("encode a "+m.Type+" frame", err)
+		return 0, wrapErr("encode a "+m.Type+" frame", err)
 	}
 	timeout := s.c.opts.ConnectTimeout
 	if t := s.c.opts.Heartbeat.Timeout; t > timeout {
@@ -336,11 +352,11 @@ func (s *session) send(m protocol.Message) error {
 	err = s.conn.Write(wctx, websocket.MessageText, b)
 	cancel()
 	if err != nil {
-		return wrapErr("send a "+m.Type+" frame", err)
+		return 0, wrapErr("send a "+m.Type+" frame", err)
 	}
 	n := int64(len(b))
 	s.c.metrics.add(func(m *Metrics) { m.BytesSent += n })
-	return nil
+	return len(b), nil
 }
 
 // sendAuth sends the current credentials.

@@ -48,6 +48,9 @@ const (
 	DefaultConnectTimeout    = 10 * time.Second
 	DefaultBatchSize         = 500
 	DefaultPageSize          = 500
+	// DefaultMaxBatchBytes keeps push frames well under the server's
+	// default 1 MiB frame limit.
+	DefaultMaxBatchBytes = 512 << 10
 	// MaxBatchSize bounds BatchSize and PageSize.
 	MaxBatchSize = 10000
 )
@@ -79,6 +82,11 @@ type Options struct {
 	BatchSize int
 	// PageSize is the request_events limit, 500 by default.
 	PageSize int
+	// MaxBatchBytes bounds the estimated size of one push frame, 512 KiB
+	// by default (a larger event goes alone). When the server still closes
+	// the socket for a frame too big, the client halves the bound, and an
+	// event too big on its own is marked failed.
+	MaxBatchBytes int
 	// RefreshToken is called when the server rejects the credentials; a new
 	// token reconnects, an error is retried with backoff.
 	RefreshToken func(ctx context.Context) (token string, err error)
@@ -117,6 +125,9 @@ func (o Options) validate() (Options, error) {
 	}
 	if o.BatchSize > MaxBatchSize {
 		o.BatchSize = MaxBatchSize
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = DefaultMaxBatchBytes
 	}
 	if o.PageSize <= 0 {
 		o.PageSize = DefaultPageSize

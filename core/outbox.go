@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/lfsync/lfsync/core/protocol"
@@ -32,25 +33,28 @@ func (s *session) push() error {
 	}
 	var order []string
 	groups := make(map[string][]protocol.Event)
+	sizes := make(map[string]int)
 	flush := func(repo string) error {
 		batch := groups[repo]
 		if len(batch) == 0 {
 			return nil
 		}
 		groups[repo] = nil
+		sizes[repo] = 0
 		ids := make([]string, len(batch))
 		for i, e := range batch {
 			ids[i] = e.ID
 		}
-		if err := s.send(protocol.Message{Type: protocol.TypePushEventsBatch, Repository: repo, Events: batch}); err != nil {
+		n, err := s.sendSized(protocol.Message{Type: protocol.TypePushEventsBatch, Repository: repo, Events: batch})
+		if err != nil {
 			return err
 		}
 		for _, id := range ids {
 			s.inflight[id] = repo
 		}
-		s.batches = append(s.batches, &pushBatch{repo: repo, ids: ids})
-		n := int64(len(ids))
-		s.c.metrics.add(func(m *Metrics) { m.EventsSent += n })
+		s.batches = append(s.batches, &pushBatch{repo: repo, ids: ids, bytes: n})
+		cnt := int64(len(ids))
+		s.c.metrics.add(func(m *Metrics) { m.EventsSent += cnt })
 		return nil
 	}
 	for _, ev := range evs {
@@ -60,7 +64,14 @@ func (s *session) push() error {
 		if _, ok := groups[ev.Repo]; !ok {
 			order = append(order, ev.Repo)
 		}
+		size := eventSize(ev.Event)
+		if len(groups[ev.Repo]) > 0 && sizes[ev.Repo]+size > s.frameBudget {
+			if err := flush(ev.Repo); err != nil {
+				return err
+			}
+		}
 		groups[ev.Repo] = append(groups[ev.Repo], ev.Event)
+		sizes[ev.Repo] += size
 		if len(groups[ev.Repo]) >= s.batchSize {
 			if err := flush(ev.Repo); err != nil {
 				return err
@@ -72,6 +83,41 @@ func (s *session) push() error {
 			return err
 		}
 	}
+	return nil
+}
+
+// eventSize estimates an event's encoded size.
+func eventSize(e protocol.Event) int {
+	return 160 + len(e.ID) + 2*len(e.DataID) + len(e.Data) + len(e.Meta)
+}
+
+// frameTooBig handles the server closing the socket for a frame too big: a
+// lone event is marked failed, otherwise the frame size bound is halved
+// below the largest frame in flight (for this and later sessions).
+func (s *session) frameTooBig() error {
+	var big *pushBatch
+	for _, b := range s.batches {
+		if big == nil || b.bytes > big.bytes {
+			big = b
+		}
+	}
+	if big == nil {
+		return nil
+	}
+	if len(big.ids) == 1 {
+		return s.fail(big.ids, "the event is larger than the server accepts")
+	}
+	budget := big.bytes / 2
+	if budget < 1 {
+		budget = 1
+	}
+	c := s.c
+	c.mu.Lock()
+	if budget < c.frameBudget {
+		c.frameBudget = budget
+	}
+	c.mu.Unlock()
+	c.reportError("the server refused a push frame of " + strconv.Itoa(big.bytes) + " bytes; pushing smaller batches")
 	return nil
 }
 

@@ -30,11 +30,9 @@ type writeStmts struct {
 	repo, newRepo, insert, seqByID, doc, bump *sql.Stmt
 }
 
-func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
-	for _, p := range []struct {
-		dst   **sql.Stmt
-		query string
-	}{
+// queries lists the write statements.
+func (w *writeStmts) queries() []stmtQuery {
+	return []stmtQuery{
 		{&w.repo, `SELECT id, last_seq, events FROM repos WHERE ns = ? AND name = ?`},
 		{&w.newRepo, `INSERT INTO repos (ns, name) VALUES (?, ?) RETURNING id`},
 		{&w.insert, `INSERT INTO events (repo_id, seq, id, data_id, op, created_at_ms, data, meta)
@@ -43,7 +41,11 @@ func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&w.doc, `INSERT INTO docs (repo_id, data_id, seq, created_at_ms) VALUES (?, ?, ?, ?)
 			ON CONFLICT (repo_id, data_id) DO UPDATE SET seq = excluded.seq, created_at_ms = excluded.created_at_ms`},
 		{&w.bump, `UPDATE repos SET last_seq = ?, events = ? WHERE id = ?`},
-	} {
+	}
+}
+
+func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
+	for _, p := range w.queries() {
 		st, err := c.PrepareContext(ctx, p.query)
 		if err != nil {
 			return fmt.Errorf("failed to prepare %q: %w", p.query, err)

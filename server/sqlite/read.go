@@ -19,11 +19,15 @@ type readStmts struct {
 	latest, latestSince, rng, byID, byDataID, lastSeq, repos *sql.Stmt
 }
 
-func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
-	for _, p := range []struct {
-		dst   **sql.Stmt
-		query string
-	}{
+// stmtQuery is one statement to prepare and where to keep it.
+type stmtQuery struct {
+	dst   **sql.Stmt
+	query string
+}
+
+// queries lists the read statements.
+func (r *readStmts) queries() []stmtQuery {
+	return []stmtQuery{
 		{&r.latest, `SELECT ` + eventColumns + ` FROM repos r
 			JOIN docs d ON d.repo_id = r.id
 			JOIN events e ON e.repo_id = d.repo_id AND e.seq = d.seq
@@ -47,7 +51,11 @@ func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 			WHERE r.ns = ? AND r.name = ? AND d.data_id = ?`},
 		{&r.lastSeq, `SELECT last_seq FROM repos WHERE ns = ? AND name = ?`},
 		{&r.repos, `SELECT name, last_seq, events FROM repos WHERE ns = ? ORDER BY name`},
-	} {
+	}
+}
+
+func (r *readStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range r.queries() {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
 			return fmt.Errorf("failed to prepare %q: %w", p.query, err)

@@ -20,6 +20,7 @@ type applier struct {
 	known    map[string]bool
 	outbox   map[string]*OutboxEvent // outbox lookups (nil: not in the outbox)
 	pending  []OutboxEvent           // every pending event, loaded on first need
+	failed   map[string]bool         // events superseded by this batch
 	loaded   bool
 	order    []string // documents written, in order
 	written  map[string]bool
@@ -194,7 +195,11 @@ func (a *applier) supersede(id string) error {
 		a.pending = p
 	}
 	for _, ev := range a.pending {
-		if ev.Repo == a.repo && ev.Event.DataID == id && !a.inflight(ev.Event.ID) {
+		if ev.Repo == a.repo && ev.Event.DataID == id && !a.inflight(ev.Event.ID) && !a.failed[ev.Event.ID] {
+			if a.failed == nil {
+				a.failed = make(map[string]bool)
+			}
+			a.failed[ev.Event.ID] = true
 			a.batch.Statuses = append(a.batch.Statuses, StatusUpdate{
 				EventID: ev.Event.ID, Status: StatusFailed, Error: "superseded by a remote change (serverWins)",
 			})

@@ -85,10 +85,14 @@ func NewClient(store Store, opts Options) (*Client, error) {
 	for _, name := range opts.Repositories {
 		c.addRepo(name)
 	}
+	n, err := store.PendingCount(context.Background())
+	if err != nil {
+		return nil, wrapErr("count pending events", err)
+	}
+	c.status.cur.Pending = n
 	c.watch = newWatchHub(c)
 	go c.status.run()
 	go c.watch.run()
-	c.watch.touchPending()
 	return c, nil
 }
 
@@ -295,12 +299,8 @@ func (c *Client) WaitSynced(ctx context.Context) error {
 		if c.isClosed() {
 			return ErrClientClosed
 		}
-		if c.status.get().State == StateConnected {
-			n, err := c.store.PendingCount(ctx)
-			if err != nil {
-				return wrapErr("count pending events", err)
-			}
-			if n == 0 {
+		if st := c.status.get(); st.State == StateConnected {
+			if st.Pending == 0 {
 				c.mu.Lock()
 				if want == 0 {
 					c.barrierWant++
@@ -354,6 +354,22 @@ func (c *Client) setState(st State, errText string) {
 func (c *Client) reportError(text string) {
 	c.logf("lfsync: %s", text)
 	c.status.update(func(s *SyncStatus) { s.LastError = text })
+}
+
+// addPending adjusts the pending count after a store write that added
+// (n > 0) or settled (n < 0) pending events. Callers hold applyMu, as does
+// the exact recount, so the count follows the store.
+func (c *Client) addPending(n int) {
+	if n == 0 {
+		return
+	}
+	c.status.update(func(s *SyncStatus) {
+		s.Pending += n
+		if s.Pending < 0 {
+			s.Pending = 0
+		}
+	})
+	c.notifyChanged()
 }
 
 // markSynced records a successful sync exchange.

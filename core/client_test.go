@@ -560,3 +560,42 @@ func TestLocalReadsAndWrites(t *testing.T) {
 	}
 	sort.Strings(ops)
 }
+
+func TestPendingCountFollowsTheOutbox(t *testing.T) {
+	srv := servertest.Start(t)
+	store := core.NewMemoryStore()
+	defer store.Close()
+	pre, err := core.NewClient(store, fastOptions(srv.WSURL(), "todos"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	upsert(t, pre.Repository("todos"), "0", `{}`)
+	pre.Close()
+	c, err := core.NewClient(store, fastOptions(srv.WSURL(), "todos"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := c.Status().Pending; got != 1 {
+		t.Fatalf("pending %d at start, want the 1 left in the store", got)
+	}
+	r := c.Repository("todos")
+	upsert(t, r, "1", `{}`)
+	if err := r.UpsertMany(context.Background(), []core.Put{{ID: "2", Data: json.RawMessage(`{}`)}, {ID: "3", Data: json.RawMessage(`{}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Upsert(context.Background(), "4", json.RawMessage(`{}`), core.LocalOnly()); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Status().Pending; got != 4 {
+		t.Fatalf("pending %d after 3 synced writes and a local-only one, want 4", got)
+	}
+	c.Start()
+	waitSynced(t, c)
+	if got := c.Status().Pending; got != 0 {
+		t.Fatalf("pending %d after sync, want 0", got)
+	}
+	if m := c.Metrics(); m.QueueSize != 0 {
+		t.Fatalf("queue size %d", m.QueueSize)
+	}
+}

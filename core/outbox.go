@@ -193,7 +193,6 @@ func (s *session) onAck(m protocol.Message) error {
 		}
 	}
 	c.markSynced()
-	c.watch.touchPending()
 	c.notifyChanged()
 	return s.push()
 }
@@ -206,9 +205,13 @@ func (c *Client) applyAck(s *session, byRepo map[string][]string, seqs map[strin
 	defer c.applyMu.Unlock()
 	b := &Batch{}
 	touched := make(map[string]bool)
+	settled := 0 // pending events this write settles
 	for repo, ids := range byRepo {
 		for _, id := range ids {
 			b.Statuses = append(b.Statuses, StatusUpdate{EventID: id, Status: StatusOK})
+			if s.isInflight(id) {
+				settled++
+			}
 		}
 		rs := s.repos[repo]
 		if rs == nil || len(seqs) == 0 {
@@ -248,6 +251,7 @@ func (c *Client) applyAck(s *session, byRepo map[string][]string, seqs map[strin
 			}
 			b.Docs = append(b.Docs, ab.Docs...)
 			b.Statuses = append(b.Statuses, ab.Statuses...)
+			settled += len(ab.Statuses) // superseded events
 		}
 		if cur := rs.track.add(repoSeqs...); cur != rs.persisted {
 			if b.Cursors == nil {
@@ -268,6 +272,7 @@ func (c *Client) applyAck(s *session, byRepo map[string][]string, seqs map[strin
 		c.ackedIDs = c.ackedIDs[:len(c.ackedIDs)-countIDs(byRepo)]
 		return wrapErr("mark acked events synced", err)
 	}
+	c.addPending(-settled)
 	if prune != nil {
 		c.ackedIDs = append([]string(nil), c.ackedIDs[len(prune):]...)
 	}
@@ -335,6 +340,9 @@ func (c *Client) applyRemote(ctx context.Context, rs *repoSync, evs []protocol.E
 	if !b.Empty() {
 		if err = c.store.Write(ctx, b); err != nil {
 			err = wrapErr("apply events of "+rs.name, err)
+		} else {
+			// New merge events are pending; superseded ones are not.
+			c.addPending(len(b.Events) - len(b.Statuses))
 		}
 	}
 	c.applyMu.Unlock()
@@ -349,7 +357,6 @@ func (c *Client) applyRemote(ctx context.Context, rs *repoSync, evs []protocol.E
 		}
 	}
 	if a.newLocal {
-		c.watch.touchPending()
 		signal(c.pushWake)
 	}
 	return changed, nil
@@ -436,17 +443,26 @@ func (s *session) fail(ids []string, reason string) error {
 	c := s.c
 	b := &Batch{}
 	set := make(map[string]bool, len(ids))
+	settled := 0
 	for _, id := range ids {
 		set[id] = true
 		b.Statuses = append(b.Statuses, StatusUpdate{EventID: id, Status: StatusFailed, Error: reason})
+		if s.isInflight(id) {
+			settled++
+		}
 	}
-	if err := c.store.Write(s.ctx, b); err != nil {
+	c.applyMu.Lock()
+	err := c.store.Write(s.ctx, b)
+	if err == nil {
+		c.addPending(-settled)
+	}
+	c.applyMu.Unlock()
+	if err != nil {
 		return wrapErr("mark rejected events failed", err)
 	}
 	s.forget(set)
 	n := int64(len(ids))
 	c.metrics.add(func(m *Metrics) { m.FailedSends += n })
-	c.watch.touchPending()
 	c.notifyChanged()
 	return s.push()
 }

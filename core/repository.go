@@ -177,6 +177,8 @@ func (r *Repository) write(ctx context.Context, puts []Put, del bool, opts []Wri
 		err = c.store.Write(ctx, b)
 		if err != nil {
 			err = wrapErr("write to repository "+r.name, err)
+		} else {
+			c.addPending(len(b.Events))
 		}
 	}
 	c.applyMu.Unlock()
@@ -185,7 +187,6 @@ func (r *Repository) write(ctx context.Context, puts []Put, del bool, opts []Wri
 	}
 	c.watch.touch(r.name)
 	if len(b.Events) > 0 {
-		c.watch.touchPending()
 		signal(c.pushWake)
 	}
 	c.notifyChanged()
@@ -198,11 +199,25 @@ func (c *Client) localBatch(ctx context.Context, repo string, puts []Put, objs [
 	b := &Batch{Docs: make([]DocWrite, 0, len(puts))}
 	latest := make(map[string]int, len(puts)) // id -> index in b.Docs
 	now := time.Now()
+	// Many puts: one read of the repository instead of one per document.
+	var current map[string]Doc
+	if len(puts) > 32 {
+		docs, err := c.store.Docs(ctx, repo)
+		if err != nil {
+			return nil, wrapErr("read repository "+repo, err)
+		}
+		current = make(map[string]Doc, len(docs))
+		for _, d := range docs {
+			current[d.ID] = d
+		}
+	}
 	for i, p := range puts {
 		var d Doc
 		var ok bool
 		if j, seen := latest[p.ID]; seen {
 			d, ok = b.Docs[j].Doc, true
+		} else if current != nil {
+			d, ok = current[p.ID]
 		} else {
 			var err error
 			d, ok, err = c.store.Doc(ctx, repo, p.ID)

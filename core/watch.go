@@ -69,7 +69,8 @@ func (h *watchHub) touch(repo string) {
 	signal(h.wake)
 }
 
-// touchPending asks for a recount of pending events.
+// touchPending asks for an exact recount of pending events (at Invalidate:
+// otherwise the engine keeps the count as it writes).
 func (h *watchHub) touchPending() {
 	h.mu.Lock()
 	h.pending = true
@@ -132,14 +133,18 @@ func (h *watchHub) run() {
 
 // recount refreshes the status's pending count.
 func (h *watchHub) recount(ctx context.Context) {
+	h.c.applyMu.Lock()
 	n, err := h.c.store.PendingCount(ctx)
+	if err == nil {
+		h.c.status.update(func(s *SyncStatus) { s.Pending = n })
+	}
+	h.c.applyMu.Unlock()
 	if err != nil {
 		if ctx.Err() == nil {
 			h.c.reportError("failed to count pending events: " + err.Error())
 		}
 		return
 	}
-	h.c.status.update(func(s *SyncStatus) { s.Pending = n })
 	h.c.notifyChanged()
 }
 

@@ -147,6 +147,7 @@ func (s *Store) open(cfg config) error {
 	wp.Add("_pragma", "journal_mode(WAL)")
 	wp.Add("_pragma", "synchronous(FULL)")
 	wp.Add("_pragma", "foreign_keys(1)")
+	wp.Add("_pragma", "journal_size_limit(67108864)") // truncate the WAL to 64 MiB after checkpoints
 	var err error
 	if s.wdb, err = sql.Open("sqlite", dsn(s.path, wp)); err != nil {
 		return err

@@ -271,10 +271,11 @@ func (c *Client) credentials() (string, map[string]string) {
 }
 
 // Invalidate tells the client that its store changed behind its back (for
-// example another browser tab wrote to the shared store): watchers of repo
-// re-run (every repository when repo is ""), the pending count is recounted
-// and new outbox events are pushed.
+// example another browser tab wrote to the shared store): the pending count
+// is recounted before it returns, watchers of repo re-run (every
+// repository when repo is "") and new outbox events are pushed.
 func (c *Client) Invalidate(repo string) {
+	c.watch.recount(context.Background())
 	if repo == "" {
 		for _, name := range c.watch.repos() {
 			c.watch.touch(name)
@@ -282,7 +283,6 @@ func (c *Client) Invalidate(repo string) {
 	} else {
 		c.watch.touch(repo)
 	}
-	c.watch.touchPending()
 	signal(c.pushWake)
 	c.notifyChanged()
 }

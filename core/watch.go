@@ -7,15 +7,13 @@ import (
 	"sync"
 )
 
-// watchHub re-runs watchers' queries after changes, on its own goroutine,
-// and keeps the status's pending count fresh.
+// watchHub re-runs watchers' queries after changes, on its own goroutine.
 type watchHub struct {
 	c        *Client
 	mu       sync.Mutex
 	watchers map[int]*watcher
 	nextID   int
 	dirty    map[string]bool
-	pending  bool // the pending count needs a recount
 	wake     chan struct{}
 	quit     chan struct{}
 	done     chan struct{}
@@ -69,15 +67,6 @@ func (h *watchHub) touch(repo string) {
 	signal(h.wake)
 }
 
-// touchPending asks for an exact recount of pending events (at Invalidate:
-// otherwise the engine keeps the count as it writes).
-func (h *watchHub) touchPending() {
-	h.mu.Lock()
-	h.pending = true
-	h.mu.Unlock()
-	signal(h.wake)
-}
-
 // repos returns the repositories watched.
 func (h *watchHub) repos() []string {
 	h.mu.Lock()
@@ -119,19 +108,14 @@ func (h *watchHub) run() {
 		h.mu.Lock()
 		dirty := h.dirty
 		h.dirty = make(map[string]bool)
-		recount := h.pending
-		h.pending = false
 		h.mu.Unlock()
-		if recount {
-			h.recount(ctx)
-		}
 		for repo := range dirty {
 			h.evaluate(ctx, repo)
 		}
 	}
 }
 
-// recount refreshes the status's pending count.
+// recount sets the status's pending count from the store.
 func (h *watchHub) recount(ctx context.Context) {
 	h.c.applyMu.Lock()
 	n, err := h.c.store.PendingCount(ctx)

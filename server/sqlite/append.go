@@ -155,55 +155,72 @@ func (s *Store) write() {
 	}
 }
 
-// commit applies a group of requests in one transaction, each inside its own
-// savepoint, and answers every request once the transaction is durable.
+// commit applies a group of requests in one transaction and answers every
+// request once the transaction is durable. It first applies the requests
+// back to back; when one fails, it rolls back and applies them again, each
+// inside its own savepoint, so that only the failing request fails.
 func (s *Store) commit(group []*appendReq) {
+	results, ok := s.attempt(group, false)
+	if !ok {
+		results, _ = s.attempt(group, true)
+	}
+	for i, r := range group {
+		r.done <- results[i]
+	}
+}
+
+// attempt runs group in one transaction. With isolate, each request runs
+// inside a savepoint and a failing request fails alone. Without it, a
+// failing request in a group of several rolls the transaction back and
+// attempt reports false: the group must be run again isolated.
+func (s *Store) attempt(group []*appendReq, isolate bool) ([]appendResult, bool) {
 	ctx := context.Background() // a request's context must not abort the group
 	results := make([]appendResult, len(group))
-	answer := func() {
-		for i, r := range group {
-			r.done <- results[i]
-		}
-	}
-	failAll := func(err error) {
+	// fail fails every request that has not failed on its own.
+	fail := func(err error) ([]appendResult, bool) {
+		s.rollback(ctx)
 		for i := range results {
 			if results[i].err == nil {
 				results[i] = appendResult{err: err}
 			}
 		}
-		answer()
+		return results, true
 	}
 	if _, err := s.wc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-		failAll(fmt.Errorf("failed to begin transaction: %w", err))
-		return
+		return fail(fmt.Errorf("failed to begin transaction: %w", err))
 	}
-	s.groups.Add(1)
 	repos := map[repoKey]*repoState{}
 	for i, r := range group {
 		if err := r.ctx.Err(); err != nil {
 			results[i].err = err
 			continue
 		}
-		if _, err := s.wc.ExecContext(ctx, "SAVEPOINT req"); err != nil {
-			s.rollback(ctx)
-			failAll(fmt.Errorf("failed to open savepoint: %w", err))
-			return
+		if isolate {
+			if _, err := s.wc.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+				return fail(fmt.Errorf("failed to open savepoint: %w", err))
+			}
 		}
 		res, err := s.apply(ctx, r, repos)
 		if err != nil {
+			if !isolate {
+				if len(group) > 1 {
+					s.rollback(ctx)
+					return nil, false
+				}
+				results[i].err = err
+				return fail(err)
+			}
 			results[i].err = err
 			if _, rerr := s.wc.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
-				s.rollback(ctx)
-				failAll(fmt.Errorf("failed to roll back to savepoint: %w", rerr))
-				return
+				return fail(fmt.Errorf("failed to roll back to savepoint: %w", rerr))
 			}
 		}
-		if _, err := s.wc.ExecContext(ctx, "RELEASE req"); err != nil {
-			s.rollback(ctx)
-			failAll(fmt.Errorf("failed to release savepoint: %w", err))
-			return
+		if isolate {
+			if _, err := s.wc.ExecContext(ctx, "RELEASE req"); err != nil {
+				return fail(fmt.Errorf("failed to release savepoint: %w", err))
+			}
 		}
-		if results[i].err == nil {
+		if err == nil {
 			results[i].res = res
 		}
 	}
@@ -212,22 +229,13 @@ func (s *Store) commit(group []*appendReq) {
 			continue
 		}
 		if _, err := s.w.bump.ExecContext(ctx, st.last, st.count, st.id); err != nil {
-			s.rollback(ctx)
-			for i := range results {
-				results[i].res = nil
-			}
-			failAll(fmt.Errorf("failed to advance repository sequence: %w", err))
-			return
+			return fail(fmt.Errorf("failed to advance repository sequence: %w", err))
 		}
 	}
 	if _, err := s.wc.ExecContext(ctx, "COMMIT"); err != nil {
-		s.rollback(ctx)
-		for i := range results {
-			results[i].res = nil
-		}
-		failAll(fmt.Errorf("failed to commit: %w", err))
-		return
+		return fail(fmt.Errorf("failed to commit: %w", err))
 	}
+	s.groups.Add(1)
 	for _, r := range results {
 		if r.err == nil {
 			s.appends.Add(1)
@@ -238,7 +246,7 @@ func (s *Store) commit(group []*appendReq) {
 			}
 		}
 	}
-	answer()
+	return results, true
 }
 
 // rollback abandons the writer's open transaction, if any.

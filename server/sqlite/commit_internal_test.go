@@ -53,7 +53,7 @@ func TestGroupFailureIsolated(t *testing.T) {
 	before := s.groups.Load()
 	s.commit(group)
 	if got := s.groups.Load() - before; got != 1 {
-		t.Fatalf("commit made %d transactions, want 1", got)
+		t.Fatalf("commit committed %d transactions, want 1", got)
 	}
 	var results []appendResult
 	for _, r := range group {
@@ -101,6 +101,16 @@ func TestGroupFailureIsolated(t *testing.T) {
 	if all, _, err = s.Range(ctx, "ns", "z", 0, 10); err != nil || eventIDs(all) != "z1" {
 		t.Fatalf("Range(z) = %s, %v; want z1", eventIDs(all), err)
 	}
+	// Alone in its group, the failing request fails the same way.
+	alone := req(ctx, "x", ev("x2", "b"), ev("x3", "c"))
+	s.commit([]*appendReq{alone})
+	if r := <-alone.done; r.err == nil || !strings.Contains(r.err.Error(), "x3") {
+		t.Fatalf("failing request alone = %+v, %v; want an error about x3", r.res, r.err)
+	}
+	if seq, err := s.LastSequence(ctx, "ns", "x"); err != nil || seq != 1 {
+		t.Fatalf("LastSequence(x) after the lone failure = %d, %v; want 1", seq, err)
+	}
+
 	// The store keeps working through its writer goroutine.
 	if res, err := s.Append(ctx, "ns", "y", []protocol.Event{ev("y5", "e")}); err != nil || res[0].Sequence != 4 {
 		t.Fatalf("Append() after the group = %+v, %v; want sequence 4", res, err)

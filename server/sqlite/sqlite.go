@@ -39,7 +39,7 @@ type Store struct {
 
 	maxGroup       int
 	maxGroupEvents int
-	groups         atomic.Int64 // transactions begun by the writer
+	groups         atomic.Int64 // transactions committed by the writer
 	appends        atomic.Int64 // requests committed
 	events         atomic.Int64 // new events committed
 }

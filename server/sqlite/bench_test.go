@@ -74,3 +74,52 @@ func benchAppend(b *testing.B, pushers, batch int) {
 		b.ReportMetric(float64(st.Events)/float64(st.Commits), "events/commit")
 	}
 }
+
+// BenchmarkRead measures catch-up reads of a 50,000-event log of 5,000
+// documents in pages of 500: Latest (the reduced request_events path) and
+// Range (fan-out and full catch-up).
+func BenchmarkRead(b *testing.B) {
+	s := open(b, filepath.Join(b.TempDir(), "read.db"))
+	ctx := context.Background()
+	created := time.Now()
+	const events, docs, page = 50000, 5000, 500
+	batch := make([]protocol.Event, 0, 1000)
+	for i := range events {
+		doc := "doc-" + strconv.Itoa(i%docs)
+		batch = append(batch, protocol.Event{
+			ID: "e-" + strconv.Itoa(i), Operation: protocol.OpUpdate, CreatedAt: created, DataID: doc,
+			Data: []byte(`{"id":"` + doc + `","title":"Buy milk and some bread","done":false}`),
+		})
+		if len(batch) == cap(batch) {
+			if _, err := s.Append(ctx, "bench", "todos", batch); err != nil {
+				b.Fatal(err)
+			}
+			batch = batch[:0]
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		read func(after int64) ([]protocol.Event, bool, error)
+	}{
+		{"Latest", func(after int64) ([]protocol.Event, bool, error) { return s.Latest(ctx, "bench", "todos", after, page) }},
+		{"Range", func(after int64) ([]protocol.Event, bool, error) { return s.Range(ctx, "bench", "todos", after, page) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			read := 0
+			var after int64
+			for b.Loop() {
+				got, more, err := bc.read(after)
+				if err != nil {
+					b.Fatal(err)
+				}
+				read += len(got)
+				after = got[len(got)-1].ServerSequence
+				if !more {
+					after = 0
+				}
+			}
+			b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}

@@ -374,3 +374,49 @@ func TestUnreadableSequenceIsSkippedAfterRetries(t *testing.T) {
 		t.Fatalf("lastError %q does not report the skip", c.Status().LastError)
 	}
 }
+
+func TestConnectedOnlyAfterAuthSuccessAndReauthInPlace(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var auths []protocol.Message
+	p := newPeer(t, func(pc *peerConn, m protocol.Message) {
+		switch m.Type {
+		case protocol.TypeAuth:
+			mu.Lock()
+			auths = append(auths, m)
+			first := len(auths) == 1
+			mu.Unlock()
+			if first {
+				<-release
+			}
+			pc.send(protocol.Message{Type: protocol.TypeAuthSuccess})
+		case protocol.TypeRequestEvents:
+			pc.send(protocol.Message{Type: protocol.TypeSyncComplete, Repository: m.Repository})
+		}
+	})
+	opts := fastOptions(p.url(), "todos")
+	opts.Token = "t1"
+	opts.Headers = map[string]string{"X-Custom": "v1", "type": "must-not-win"}
+	c, _ := newClient(t, opts)
+	waitFor(t, "the auth frame", func() bool { mu.Lock(); defer mu.Unlock(); return len(auths) == 1 })
+	if st := c.Status().State; st != core.StateAuthenticating {
+		t.Fatalf("state %s while auth_success is withheld, want authenticating", st)
+	}
+	close(release)
+	waitSynced(t, c)
+	c.UpdateHeaders(map[string]string{"X-Custom": "v2"})
+	waitFor(t, "a second auth frame", func() bool { mu.Lock(); defer mu.Unlock(); return len(auths) == 2 })
+	waitSynced(t, c)
+	if n := p.connections(); n != 1 {
+		t.Fatalf("%d connections: re-auth must reuse the socket", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	first, second := auths[0], auths[1]
+	if first.Token != "t1" || first.Headers["X-Custom"] != "v1" || first.ClientID != c.ClientID() {
+		t.Fatalf("first auth %+v: want token t1, header X-Custom=v1, clientId %s", first, c.ClientID())
+	}
+	if second.Token != "t1" || second.Headers["X-Custom"] != "v2" {
+		t.Fatalf("re-auth %+v: want token t1 and the new header", second)
+	}
+}

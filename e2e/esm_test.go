@@ -28,9 +28,7 @@ func TestESMPage(t *testing.T) {
 	waitFor[bool](a, syncTimeout, "the module page to be synced",
 		`(async () => { const s = await window.esmApp.client.status(); return s.state === "connected" && s.pending === 0; })()`,
 		`(async () => JSON.stringify(await window.esmApp.client.status()))()`)
-	if _, ok := srv.doc(t, "notes", id); !ok {
-		t.Fatalf("the server has no note %s", id)
-	}
+	srv.waitDoc(t, "notes", id, nil)
 }
 
 func openESM(t *testing.T, b *browser, name, url string) *page {

@@ -181,3 +181,20 @@ func (s *testServer) doc(t *testing.T, repo, id string) (todo, bool) {
 	}
 	return td, true
 }
+
+// waitDoc polls the server until it holds the document and match accepts
+// it (nil accepts any), or fails the test after syncTimeout.
+func (s *testServer) waitDoc(t *testing.T, repo, id string, match func(todo) bool) todo {
+	t.Helper()
+	deadline := time.Now().Add(syncTimeout)
+	for {
+		td, ok := s.doc(t, repo, id)
+		if ok && (match == nil || match(td)) {
+			return td
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server: after %v, %s/%s is %+v (present %v)", syncTimeout, repo, id, td, ok)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -40,6 +40,12 @@ func TestTwoBrowsersSync(t *testing.T) {
 
 	// Rename in A: B shows the new title.
 	a.renameUI(id, "Buy oat milk")
+	if got := a.waitRow("Buy oat milk"); got != id {
+		t.Fatalf("renamed row in A has id %q, want %q", got, id)
+	}
+	if open := eval[int](a, `document.querySelectorAll("#todo-list li.editing").length`); open != 0 {
+		t.Fatalf("A still shows %d open editors after the rename was saved", open)
+	}
 	if got := b.waitRow("Buy oat milk"); got != id {
 		t.Fatalf("renamed row in B has id %q, want %q", got, id)
 	}

@@ -204,9 +204,12 @@
     if (!li) return;
     const input = li.querySelector(".edit");
     const value = input.value.trim();
+    const hadFocus = document.activeElement === input;
     li.classList.remove("editing");
     input.hidden = true;
-    li.querySelector(".edit-btn").focus({ preventScroll: true });
+    // Keep keyboard users on the row, on the checkbox: Enter does nothing
+    // there, so the Enter that saved cannot reopen the editor.
+    if (hadFocus) li.querySelector(".toggle").focus({ preventScroll: true });
     if (!save || !t || value === t.title) return;
     if (value === "") {
       write("delete the todo", () => app.todos.delete(id));

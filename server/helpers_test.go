@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -72,7 +74,9 @@ func (c *client) readRaw() map[string]any {
 }
 
 func (c *client) readBytes() ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// A guard against hangs, not an assertion: generous for a loaded
+	// machine under -race.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, b, err := c.ws.Read(ctx)
 	return b, err
@@ -158,6 +162,10 @@ func (c *client) closed() websocket.StatusCode {
 			return websocket.CloseStatus(err)
 		}
 	}
+}
+
+func quietLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
 var evCounter atomic.Int64

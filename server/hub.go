@@ -48,6 +48,39 @@ type broadcaster struct {
 	running  bool
 	subs     map[*conn]struct{}
 	origins  map[string]*pending // by event id
+
+	gapAt    int64     // a missing sequence the broadcaster waits for
+	gapSince time.Time // since when
+}
+
+// How long fan-out waits for a sequence missing from the log, and how often
+// it looks again.
+const (
+	gapWait  = 2 * time.Second
+	gapRetry = 50 * time.Millisecond
+)
+
+// contiguous returns how many events, from the first, continue after
+// without a gap.
+func contiguous(events []protocol.Event, after int64) int {
+	for i, e := range events {
+		if e.ServerSequence != after+int64(i)+1 {
+			return i
+		}
+	}
+	return len(events)
+}
+
+// gapExpired reports whether sequence seq has been missing for longer than
+// gapWait.
+func (b *broadcaster) gapExpired(seq int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	if b.gapAt != seq {
+		b.gapAt, b.gapSince = seq, now
+	}
+	return now.Sub(b.gapSince) >= gapWait
 }
 
 func newHub(ctx context.Context, store Store, log *slog.Logger, m *metrics, pageSize int) *hub {
@@ -251,6 +284,25 @@ func (b *broadcaster) run() {
 			// No events although target says there are: another node's
 			// commit is not visible yet; the next kick or poll retries.
 			return
+		}
+
+		// Deliver only the part of the page that continues the stream
+		// without a gap. Stores assign sequences without gaps, but a
+		// shared store may make a later commit visible before an earlier
+		// one: wait for the missing one a moment before giving up on it.
+		if n := contiguous(events, after); n < len(events) {
+			if n == 0 && !b.gapExpired(after+1) {
+				b.mu.Lock()
+				b.running = false
+				b.mu.Unlock()
+				time.AfterFunc(gapRetry, func() { b.kick(0) })
+				return
+			}
+			if n > 0 {
+				events = events[:n]
+			} else {
+				b.h.log.Warn("fan-out skips a gap in the log", "namespace", b.key.ns, "repository", b.key.repo, "missing", after+1, "next", events[0].ServerSequence)
+			}
 		}
 
 		b.mu.Lock()

@@ -109,7 +109,12 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 }
 
 func TestOpenRejectsBadPaths(t *testing.T) {
-	for _, path := range []string{"", ":memory:", filepath.Join(t.TempDir(), "missing-dir", "x.db")} {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, []byte(strings.Repeat("not a database ", 500)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"", ":memory:", filepath.Join(dir, "missing-dir", "x.db"), dir, garbage} {
 		if s, err := Open(path); err == nil {
 			s.Close()
 			t.Errorf("Open(%q) succeeded", path)

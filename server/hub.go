@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -245,6 +246,16 @@ func (b *broadcaster) startLocked() {
 }
 
 func (b *broadcaster) run() {
+	defer func() {
+		// A last resort: a bug here must not take the server down. The
+		// stream resumes from lastSent at the next kick.
+		if r := recover(); r != nil {
+			b.h.log.Error("panic in fan-out", "namespace", b.key.ns, "repository", b.key.repo, "panic", r, "stack", string(debug.Stack()))
+			b.mu.Lock()
+			b.running = false
+			b.mu.Unlock()
+		}
+	}()
 	for {
 		b.mu.Lock()
 		if b.h.ctx.Err() != nil || (b.lastSent >= b.target && !b.probe) {

@@ -24,6 +24,13 @@ const version = "0.1.0"
 const namespace = "__lfsync"
 
 func main() {
+	register()
+	select {}
+}
+
+// register installs globalThis.__lfsync, keeping an object the JS package
+// put there first.
+func register() {
 	ns := js.Global().Get(namespace)
 	if ns.Type() != js.TypeObject {
 		ns = js.Global().Get("Object").New()
@@ -40,5 +47,4 @@ func main() {
 	ns.Set("stats", js.FuncOf(func(js.Value, []js.Value) any {
 		return `{"goroutines":` + strconv.Itoa(runtime.NumGoroutine()) + `}`
 	}))
-	select {}
 }

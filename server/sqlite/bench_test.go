@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/lfsync/lfsync/core/protocol"
 )
 
@@ -37,19 +38,18 @@ func benchAppend(b *testing.B, pushers, batch int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	for p := range pushers {
+	for range pushers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			events := make([]protocol.Event, batch)
-			prefix := "p" + strconv.Itoa(p) + "-"
 			for {
 				n := next.Add(1)
 				if n > int64(b.N) {
 					return
 				}
 				for i := range events {
-					id := prefix + strconv.FormatInt(n, 10) + "-" + strconv.Itoa(i)
+					id := uuid.Must(uuid.NewV7()).String() // time-ordered, as clients make them
 					doc := "doc-" + strconv.FormatInt((n*int64(batch)+int64(i))%5000, 10)
 					events[i] = protocol.Event{
 						ID: id, Operation: protocol.OpUpdate, CreatedAt: created, DataID: doc,

@@ -35,6 +35,9 @@ type Client struct {
 	barrierDone uint64        // the latest round completed
 	ackedIDs    []string      // acked events still in the outbox, oldest first (guarded by applyMu)
 	frameBudget int           // learnt bound of a push frame's size, bytes
+	// docGen counts document writes made outside an applier's catch-up
+	// cache (local writes, acks, other tabs); guarded by applyMu.
+	docGen uint64
 
 	// applyMu serialises read-modify-writes of documents: local writes,
 	// remote applies and acks.
@@ -275,6 +278,9 @@ func (c *Client) credentials() (string, map[string]string) {
 // is recounted before it returns, watchers of repo re-run (every
 // repository when repo is "") and new outbox events are pushed.
 func (c *Client) Invalidate(repo string) {
+	c.applyMu.Lock()
+	c.docGen++
+	c.applyMu.Unlock()
 	c.watch.recount(context.Background())
 	if repo == "" {
 		for _, name := range c.watch.repos() {

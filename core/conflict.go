@@ -180,26 +180,36 @@ func decodeFieldMeta(meta json.RawMessage) (map[string]Stamp, bool) {
 }
 
 // overwrite returns the document as the event alone makes it: the whole-
-// document outcome of last-write-wins and server order.
+// document outcome of last-write-wins and server order. Field stamps come
+// from the event's _meta when it has one (only field merges use them).
 func overwrite(id string, e protocol.Event) (Doc, error) {
 	s := stampOf(e)
 	if e.Operation == protocol.OpDelete {
 		return Doc{ID: id, Deleted: true, Version: s, Sequence: e.ServerSequence}, nil
 	}
-	o, err := decodeObject(e.Data)
+	data, err := withID(id, e.Data)
 	if err != nil {
 		return Doc{}, err
 	}
-	fields, ok := decodeFieldMeta(e.Meta)
-	if !ok {
-		fields = make(map[string]Stamp, len(o))
-		for k := range o {
-			if k != "id" {
-				fields[k] = s
-			}
-		}
+	fields, _ := decodeFieldMeta(e.Meta)
+	return Doc{ID: id, Data: data, Version: s, Fields: fields, Sequence: e.ServerSequence}, nil
+}
+
+// withID returns data with its "id" set to id: data itself (copied) when
+// it already says so, which is the common case and needs no re-encoding.
+func withID(id string, data json.RawMessage) (json.RawMessage, error) {
+	var probe struct {
+		ID *string `json:"id"`
 	}
-	return Doc{ID: id, Data: encodeDoc(id, o), Version: s, Fields: fields, Sequence: e.ServerSequence}, nil
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(trimmed, &probe) == nil && probe.ID != nil && *probe.ID == id {
+		return append(json.RawMessage(nil), trimmed...), nil
+	}
+	o, err := decodeObject(data)
+	if err != nil {
+		return nil, err
+	}
+	return encodeDoc(id, o), nil
 }
 
 // applyLastWriteWins applies a remote event by stamps: the event wins when

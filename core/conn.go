@@ -196,6 +196,10 @@ type repoSync struct {
 	doneGen    uint64
 	caughtUp   bool
 	stalls     int
+	// cache holds the repository's documents while catching up, so pages
+	// after the first need no read; valid while cacheGen == Client.docGen.
+	cache    map[string]Doc
+	cacheGen uint64
 }
 
 func newSession(ctx context.Context, c *Client, conn *websocket.Conn) *session {
@@ -606,6 +610,7 @@ func (s *session) onSyncComplete(m protocol.Message) error {
 	} else {
 		rs.caughtUp = true
 		rs.doneGen = rs.reqGen
+		rs.cache = nil
 		s.c.markSynced()
 	}
 	s.publishProgress()

@@ -273,6 +273,9 @@ func (c *Client) applyAck(s *session, byRepo map[string][]string, seqs map[strin
 		return wrapErr("mark acked events synced", err)
 	}
 	c.addPending(-settled)
+	if len(b.Docs) > 0 {
+		c.docGen++
+	}
 	if prune != nil {
 		c.ackedIDs = append([]string(nil), c.ackedIDs[len(prune):]...)
 	}
@@ -311,11 +314,21 @@ func (c *Client) applyRemote(ctx context.Context, rs *repoSync, evs []protocol.E
 			seqs = append(seqs, b.seq)
 		}
 	}
-	if len(evs) > 16 {
+	switch {
+	case rs.cache != nil && rs.cacheGen == c.docGen:
+		// Catching up: the documents read for the previous page are still
+		// current (the applier updates them in place).
+		a.docs, a.loaded = rs.cache, true
+	case len(evs) > 16:
 		if err := a.preload(); err != nil {
 			c.applyMu.Unlock()
 			return 0, err
 		}
+		if rs.requesting {
+			rs.cache, rs.cacheGen = a.docs, c.docGen
+		}
+	default:
+		rs.cache = nil
 	}
 	for _, e := range evs {
 		if e.ServerSequence > 0 {

@@ -178,6 +178,7 @@ func (r *Repository) write(ctx context.Context, puts []Put, del bool, opts []Wri
 		if err != nil {
 			err = wrapErr("write to repository "+r.name, err)
 		} else {
+			c.docGen++
 			c.addPending(len(b.Events))
 		}
 	}

@@ -13,5 +13,5 @@ goroot=$(go env GOROOT)
 shim="$goroot/lib/wasm/wasm_exec.js"
 [ -f "$shim" ] || shim="$goroot/misc/wasm/wasm_exec.js"
 cp "$shim" "$out/wasm_exec.js"
-cp js/index.js js/index.d.ts js/lfsync.global.js js/package.json js/README.md "$out/"
+cp js/index.js js/index.d.ts js/lfsync.global.js js/lfsync.global.d.ts js/package.json js/README.md "$out/"
 echo "built $out: lfsync.wasm $(wc -c <"$out/lfsync.wasm") bytes, $(gzip -9c "$out/lfsync.wasm" | wc -c) gzipped"

@@ -36,7 +36,8 @@ export async function createClient(options = {}) {
     };
   } else if (conflict !== undefined) {
     if (!STRATEGIES.includes(conflict)) {
-      throw new LfsyncError(`unknown conflict strategy ${JSON.stringify(conflict)}`, "invalid");
+      const hint = conflict === "custom" ? ": pass the merge function itself as conflict" : "";
+      throw new LfsyncError(`unknown conflict strategy ${JSON.stringify(conflict)}${hint}`, "invalid");
     }
     rest.conflict = conflict;
   }

@@ -7,7 +7,9 @@
 //
 //	LFSYNC_CHROMIUM   path of the Chromium binary (default /usr/bin/chromium,
 //	                  then chromium or google-chrome on PATH)
-//	LFSYNC_WEB_DIST   serve this prebuilt web root instead of building one
+//	LFSYNC_WEB_DIST   serve this prebuilt web root (e.g. web/dist after
+//	                  make build; relative to the module root) instead of
+//	                  building one
 //	CI=true           a missing Chromium fails the tests instead of skipping
 //
 // Screenshots go to e2e/artifacts/.

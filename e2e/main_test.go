@@ -35,6 +35,19 @@ func run(m *testing.M) int {
 	}
 
 	if dir := os.Getenv("LFSYNC_WEB_DIST"); dir != "" {
+		// A relative path is relative to the module root (web/dist).
+		if !filepath.IsAbs(dir) {
+			root, err := moduleRoot()
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "e2e:", err)
+				return 1
+			}
+			dir = filepath.Join(root, dir)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "lfsync.wasm")); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: LFSYNC_WEB_DIST=%s has no lfsync.wasm (run make build): %v\n", dir, err)
+			return 1
+		}
 		webRoot = dir
 	} else {
 		dir, err := os.MkdirTemp("", "lfsync-e2e-web-")

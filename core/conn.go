@@ -162,7 +162,8 @@ type session struct {
 	ready         bool // the initial catch-up is done: pushing may start
 	repos         map[string]*repoSync
 	repoList      []string
-	inflight      map[string]string // event id -> repository
+	inflight      map[string]string // event id -> repository, within the push window
+	sent          map[string]string // event id -> repository: sent, neither acked nor failed yet
 	batches       []*pushBatch      // in flight, oldest first
 	batchSize     int
 	frameBudget   int
@@ -211,6 +212,7 @@ func newSession(ctx context.Context, c *Client, conn *websocket.Conn) *session {
 		readDone:  make(chan struct{}),
 		repos:     make(map[string]*repoSync),
 		inflight:  make(map[string]string),
+		sent:      make(map[string]string),
 		batchSize: c.opts.BatchSize,
 	}
 }
@@ -629,7 +631,9 @@ func (s *session) persistCursor(rs *repoSync, cur int64) error {
 	return nil
 }
 
+// isInflight reports whether an event was sent in this session and is
+// neither acked nor failed: the server may hold it.
 func (s *session) isInflight(id string) bool {
-	_, ok := s.inflight[id]
+	_, ok := s.sent[id]
 	return ok
 }

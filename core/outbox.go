@@ -51,6 +51,7 @@ func (s *session) push() error {
 		}
 		for _, id := range ids {
 			s.inflight[id] = repo
+			s.sent[id] = repo
 		}
 		s.batches = append(s.batches, &pushBatch{repo: repo, ids: ids, bytes: n})
 		cnt := int64(len(ids))
@@ -163,7 +164,7 @@ func (s *session) onAck(m protocol.Message) error {
 			continue
 		}
 		seen[id] = true
-		repo, ok := s.inflight[id]
+		repo, ok := s.sent[id]
 		if !ok {
 			ev, found, err := c.store.Outbox(s.ctx, id)
 			if err != nil {
@@ -183,6 +184,9 @@ func (s *session) onAck(m protocol.Message) error {
 		return err
 	}
 	s.forget(seen)
+	for id := range seen {
+		delete(s.sent, id)
+	}
 	n := int64(len(seen))
 	c.metrics.add(func(mt *Metrics) { mt.EventsAcked += n })
 	s.retryAttempts = 0
@@ -423,7 +427,7 @@ func (s *session) onError(m protocol.Message) error {
 			return errors.New("lfsync: the server failed auth: " + text)
 		}
 		c.reportError("server: " + text)
-		if len(s.inflight) == 0 && !s.anyRequesting() {
+		if len(s.sent) == 0 && !s.anyRequesting() {
 			return nil
 		}
 		s.scheduleRetry()
@@ -474,6 +478,9 @@ func (s *session) fail(ids []string, reason string) error {
 		return wrapErr("mark rejected events failed", err)
 	}
 	s.forget(set)
+	for id := range set {
+		delete(s.sent, id)
+	}
 	n := int64(len(ids))
 	c.metrics.add(func(m *Metrics) { m.FailedSends += n })
 	c.notifyChanged()

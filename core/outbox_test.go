@@ -70,3 +70,31 @@ func TestOutboxFlushesInBatchesInOrder(t *testing.T) {
 		t.Fatalf("metrics %+v, want 80 sent and acked", m)
 	}
 }
+
+func TestRateLimitedPushesAreRetriedUntilAcked(t *testing.T) {
+	srv := servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+		c.RatePerSecond = 20
+		c.RateBurst = 3
+	}))
+	opts := fastOptions(srv.WSURL(), "todos")
+	opts.BatchSize = 1
+	c, store := newClient(t, opts)
+	waitSynced(t, c)
+	// Written offline, then flushed as fast as the push window allows.
+	c.Stop()
+	for i := 0; i < 15; i++ {
+		upsert(t, c.Repository("todos"), "d"+itoa(i), `{"n":`+itoa(i)+`}`)
+	}
+	c.Start()
+	waitSynced(t, c)
+	if n, _ := store.PendingCount(context.Background()); n != 0 || c.Status().Pending != 0 {
+		t.Fatalf("pending %d in the store, %d in the status", n, c.Status().Pending)
+	}
+	events, _, err := srv.Store().Range(context.Background(), server.DefaultNamespace, "todos", 0, 100)
+	if err != nil || len(events) != 15 {
+		t.Fatalf("server stored %d events (%v), want 15", len(events), err)
+	}
+	if m := c.Metrics(); m.FailedSends == 0 {
+		t.Fatalf("metrics %+v: no push was rate limited, the test did not test anything", m)
+	}
+}

@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,4 +141,42 @@ func TestShutdownAcksInFlightBatches(t *testing.T) {
 		}
 	}
 	t.Logf("%d sent, %d acked before shutdown", len(sent), len(acked))
+}
+
+// TestRestartWhileClientsConnect: Shutdown finishes although sockets are
+// being upgraded while it runs (bug C3-S1: it used to wait forever for a
+// socket it had not seen).
+func TestRestartWhileClientsConnect(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				ws, _, err := websocket.Dial(ctx, s.WSURL(), nil)
+				if err == nil {
+					ws.Write(ctx, websocket.MessageText, []byte(`{"type":"auth"}`))
+					ws.Read(ctx)
+					ws.CloseNow()
+				}
+				cancel()
+			}
+		}()
+	}
+	for range 5 {
+		s.Restart()
+	}
+	close(stop)
+	wg.Wait()
+	c := dial(t, s)
+	c.auth("x")
 }

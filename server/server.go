@@ -111,6 +111,13 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
 	c := s.newConn(ws, r.RemoteAddr)
 	s.mu.Lock()
+	if s.closing {
+		// Shutdown began during the upgrade and did not see this socket.
+		s.mu.Unlock()
+		c.cancel()
+		ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
 	s.conns[c] = struct{}{}
 	s.mu.Unlock()
 	s.metrics.connections.Add(1)
@@ -184,10 +191,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-closed:
 	case <-ctx.Done():
-		for _, c := range conns {
-			c.ws.CloseNow()
+		// Drop whatever is left, including sockets that were mid-upgrade.
+		for done := false; !done; {
+			s.mu.Lock()
+			for c := range s.conns {
+				c.cancel()
+				c.ws.CloseNow()
+			}
+			s.mu.Unlock()
+			select {
+			case <-closed:
+				done = true
+			case <-time.After(50 * time.Millisecond):
+			}
 		}
-		<-closed
 		if err == nil {
 			err = ctx.Err()
 		}

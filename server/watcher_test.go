@@ -128,3 +128,68 @@ func TestWatcherFanOutAcrossNodes(t *testing.T) {
 		}
 	}
 }
+
+// laggingStore hides one sequence from Range for a while, as a shared log
+// does when a later commit becomes visible before an earlier one.
+type laggingStore struct {
+	*sqlite.Store
+	hide   int64
+	hidden atomic.Int64 // Range calls that hid it
+	limit  int64
+}
+
+func (s *laggingStore) Range(ctx context.Context, ns, repo string, after int64, limit int) ([]protocol.Event, bool, error) {
+	events, more, err := s.Store.Range(ctx, ns, repo, after, limit)
+	if err != nil || s.hidden.Load() >= s.limit {
+		return events, more, err
+	}
+	for i, e := range events {
+		if e.ServerSequence == s.hide {
+			s.hidden.Add(1)
+			return append(events[:i:i], events[i+1:]...), more, nil
+		}
+	}
+	return events, more, err
+}
+
+// TestFanOutWaitsForAHiddenSequence: fan-out never skips a sequence that
+// is late to become visible; it delivers in order once it appears.
+func TestFanOutWaitsForAHiddenSequence(t *testing.T) {
+	t.Parallel()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "lag.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ls := &laggingStore{Store: st, hide: 2, limit: 3}
+	srv, err := server.New(server.Config{Store: ls, Verifier: server.OpenVerifier(), Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv)
+	t.Cleanup(func() {
+		srv.Shutdown(context.Background())
+		hs.Close()
+	})
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/sync"
+	r := dialURL(t, url, nil)
+	r.auth("r")
+	r.request("todos", 0, 10)
+	w := dialURL(t, url, nil)
+	w.auth("w")
+	for i := range 4 {
+		w.push("todos", ev(fmt.Sprint("d", i), nil))
+	}
+	var got []int64
+	for len(got) < 4 {
+		for _, e := range r.expect(protocol.TypeEvents).Events {
+			got = append(got, e.ServerSequence)
+		}
+	}
+	if fmt.Sprint(got) != "[1 2 3 4]" {
+		t.Fatalf("got sequences %v, want [1 2 3 4]", got)
+	}
+	if ls.hidden.Load() == 0 {
+		t.Fatal("the sequence was never hidden; the test did not test anything")
+	}
+}

@@ -112,7 +112,7 @@ func TestServerRestartAndCatchUp(t *testing.T) {
 	p.navigate(srv.URL() + "/")
 	p.waitDemo()
 	start := time.Now()
-	waitFor[bool](p, 2*syncTimeout, strconv.Itoa(n+1)+" todos in the store",
+	waitFor[bool](p, 4*syncTimeout, strconv.Itoa(n+1)+" todos in the store",
 		`(async () => (await window.app.todos.getAll()).length === `+strconv.Itoa(n+1)+`)()`,
 		`(async () => "stored " + (await window.app.todos.getAll()).length)()`)
 	t.Logf("caught up on %d events in %v", n, time.Since(start).Round(time.Millisecond))

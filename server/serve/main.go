@@ -96,7 +96,15 @@ func (l listFlag) String() string {
 	return strings.Join(*l.dst, ",")
 }
 
-func (l listFlag) Set(v string) error { *l.dst = append(*l.dst, v); return nil }
+// Set appends v, split at commas.
+func (l listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l.dst = append(*l.dst, p)
+		}
+	}
+	return nil
+}
 
 // ParseFlags reads the environment (LFSYNC_*), then the flags of `lfsync
 // serve`, which override it.
@@ -111,12 +119,13 @@ func (m *Main) ParseFlags(args []string) error {
 	fs.StringVar(&m.TokensFile, "tokens", m.TokensFile, "static tokens file, a JSON array of {token,user,namespace,read,write} (env LFSYNC_TOKENS)")
 	envTokens := m.Tokens
 	m.Tokens = nil
-	fs.Var(listFlag{&m.Tokens}, "token", "static token TOKEN, TOKEN=user or TOKEN=user@namespace with full access; repeatable (env LFSYNC_TOKEN, comma-separated)")
+	fs.Var(listFlag{&m.Tokens}, "token", "static tokens TOKEN, TOKEN=user or TOKEN=user@namespace with full access, comma-separated; repeatable (env LFSYNC_TOKEN)")
 	fs.StringVar(&m.JWTSecret, "jwt-secret", m.JWTSecret, "HS256 secret for JWTs (env LFSYNC_JWT_SECRET)")
 	fs.BoolVar(&m.Open, "open", m.Open, "DEVELOPMENT ONLY: no authentication, everyone has full access (env LFSYNC_OPEN)")
 	envOrigins := m.Origins
 	m.Origins = nil
-	fs.Var(listFlag{&m.Origins}, "origin", "allowed browser Origin host pattern (e.g. app.example.com, *.example.com, https://x.example.com, * for all); repeatable (env LFSYNC_ORIGINS, comma-separated)")
+	fs.Var(listFlag{&m.Origins}, "origin", "allowed browser Origin host patterns, comma-separated (e.g. app.example.com, *.example.com, https://x.example.com, * for all); repeatable (env LFSYNC_ORIGINS)")
+	fs.Var(listFlag{&m.Origins}, "origins", "same as --origin")
 	fs.StringVar(&m.TLSCert, "tls-cert", m.TLSCert, "TLS certificate file (env LFSYNC_TLS_CERT)")
 	fs.StringVar(&m.TLSKey, "tls-key", m.TLSKey, "TLS key file (env LFSYNC_TLS_KEY)")
 	fs.StringVar(&m.Web, "web", m.Web, "directory of static files to serve at / (env LFSYNC_WEB)")

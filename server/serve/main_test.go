@@ -149,10 +149,10 @@ func TestEnvAndFlags(t *testing.T) {
 	m.Getenv = func(k string) string {
 		return map[string]string{"LFSYNC_ADDR": ":9999", "LFSYNC_JWT_SECRET": "s", "LFSYNC_ORIGINS": "a.com, b.com", "LFSYNC_RATE": "5", "LFSYNC_OPEN": "true"}[k]
 	}
-	if err := m.ParseFlags([]string{"--rate", "7", "--origin", "c.com"}); err != nil {
+	if err := m.ParseFlags([]string{"--rate", "7", "--origin", "c.com", "--origins", "d.com,e.com"}); err != nil {
 		t.Fatal(err)
 	}
-	if m.Listen != ":9999" || m.JWTSecret != "s" || m.RatePerSecond != 7 || !m.Open || strings.Join(m.Origins, ",") != "c.com" {
+	if m.Listen != ":9999" || m.JWTSecret != "s" || m.RatePerSecond != 7 || !m.Open || strings.Join(m.Origins, ",") != "c.com,d.com,e.com" {
 		t.Fatalf("settings %+v", m)
 	}
 	m = serve.NewMain()

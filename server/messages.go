@@ -82,8 +82,10 @@ func (c *conn) handlePush(p Principal, m protocol.Message) {
 		return
 	}
 	// Subscribe before appending: from now on the connection receives the
-	// repository's other events.
-	c.subscribe(p, m.Repository)
+	// repository's other events, if it may read them.
+	if p.CanRead(m.Repository) {
+		c.subscribe(p, m.Repository)
+	}
 	res, perr := c.s.pushTo(c.ctx, b, origin{conn: c, clientID: c.clientIDNow()}, m.Events)
 	if perr != nil {
 		c.sendError(perr.Code, perr.Message, m.Repository, "")

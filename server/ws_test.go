@@ -18,13 +18,15 @@ var (
 	reader = server.Principal{User: "reader", Namespace: "acme", Read: []string{"*"}, Write: []string{}}
 	// todoer may only read and write "todo*".
 	todoer = server.Principal{User: "todoer", Namespace: "acme", Read: []string{"todo*"}, Write: []string{"todo*"}}
+	// dropbox may write "inbox" but not read it.
+	dropbox = server.Principal{User: "dropbox", Namespace: "acme", Read: []string{}, Write: []string{"inbox"}}
 	// mallory has the same repository names in another namespace.
 	mallory = server.Principal{User: "mallory", Namespace: "evil", Read: []string{"*"}, Write: []string{"*"}}
 )
 
 func startTokens(t *testing.T, opts ...servertest.Option) *servertest.Server {
 	t.Helper()
-	tokens := map[string]server.Principal{"alice": alice, "reader": reader, "todoer": todoer, "mallory": mallory}
+	tokens := map[string]server.Principal{"alice": alice, "reader": reader, "todoer": todoer, "mallory": mallory, "dropbox": dropbox}
 	return servertest.Start(t, append([]servertest.Option{servertest.WithTokens(tokens)}, opts...)...)
 }
 
@@ -433,6 +435,22 @@ func TestForbiddenAndNamespaces(t *testing.T) {
 	if events, _ := a.request("notes", 0, 100); len(events) != 1 {
 		t.Fatalf("forbidden push stored: %d notes", len(events))
 	}
+
+	// A write-only principal's push does not subscribe it to the others'
+	// events.
+	d := dial(t, s)
+	d.auth("dropbox")
+	d.push("inbox", ev("i1", nil))
+	d.send(map[string]any{"type": "request_events", "repository": "inbox"})
+	d.expectError(protocol.CodeForbidden)
+	r := dial(t, s)
+	r.auth("reader")
+	r.request("inbox", 0, 10)
+	a.push("inbox", ev("i2", map[string]any{"secret": true}))
+	// Once a reader got it, the fan-out has been handed out.
+	r.expect(protocol.TypeEvents)
+	d.send(map[string]any{"type": "ping"})
+	d.expect(protocol.TypePong)
 }
 
 func TestBadInput(t *testing.T) {

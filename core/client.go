@@ -35,6 +35,10 @@ type Client struct {
 	barrierDone uint64        // the latest round completed
 	ackedIDs    []string      // acked events still in the outbox, oldest first (guarded by applyMu)
 	frameBudget int           // learnt bound of a push frame's size, bytes
+	// suspect counts connections lost in a row while one lone large event
+	// was in flight (a frame the server or a proxy drops the socket for).
+	suspectID    string
+	suspectCount int
 	// docGen counts document writes made outside an applier's catch-up
 	// cache (local writes, acks, other tabs); guarded by applyMu.
 	docGen uint64

@@ -154,6 +154,8 @@ type session struct {
 	conn     *websocket.Conn
 	ctx      context.Context
 	cancel   context.CancelFunc
+	wctx     context.Context    // writes; cancelled when reading fails
+	wcancel  context.CancelFunc // so a write blocked on a dead socket ends
 	in       chan frame
 	readErr  chan error
 	readDone chan struct{}
@@ -205,8 +207,9 @@ type repoSync struct {
 
 func newSession(ctx context.Context, c *Client, conn *websocket.Conn) *session {
 	sctx, cancel := context.WithCancel(ctx)
+	wctx, wcancel := context.WithCancel(sctx)
 	return &session{
-		c: c, conn: conn, ctx: sctx, cancel: cancel,
+		c: c, conn: conn, ctx: sctx, cancel: cancel, wctx: wctx, wcancel: wcancel,
 		in:        make(chan frame, 64),
 		readErr:   make(chan error, 1),
 		readDone:  make(chan struct{}),
@@ -234,6 +237,7 @@ func (s *session) read() {
 		_, b, err := s.conn.Read(s.ctx)
 		if err != nil {
 			s.readErr <- err
+			s.wcancel()
 			return
 		}
 		f := decodeFrame(b)
@@ -245,8 +249,20 @@ func (s *session) read() {
 	}
 }
 
-// run is the session loop.
+// run is the session loop; when the connection is lost with large push
+// frames in flight, they become suspects (see connectionLost).
 func (s *session) run() (bool, error) {
+	connected, err := s.loop()
+	if err != nil && s.ctx.Err() == nil && !errors.Is(err, ErrUnauthorized) {
+		if ferr := s.connectionLost(); ferr != nil {
+			s.c.reportError(ferr.Error())
+		}
+	}
+	return connected, err
+}
+
+// loop runs the connection until it fails.
+func (s *session) loop() (bool, error) {
 	c := s.c
 	go s.read()
 	c.setState(StateAuthenticating, "")
@@ -354,10 +370,17 @@ func (s *session) sendSized(m protocol.Message) (int, error) {
 	if t := s.c.opts.Heartbeat.Timeout; t > timeout {
 		timeout = t
 	}
-	wctx, cancel := context.WithTimeout(s.ctx, timeout)
+	wctx, cancel := context.WithTimeout(s.wctx, timeout)
 	err = s.conn.Write(wctx, websocket.MessageText, b)
 	cancel()
 	if err != nil {
+		// A write that failed because reading failed: the read error says
+		// why (a close status such as 1009).
+		select {
+		case rerr := <-s.readErr:
+			return 0, s.readFailure(rerr)
+		default:
+		}
 		return 0, wrapErr("send a "+m.Type+" frame", err)
 	}
 	n := int64(len(b))

@@ -51,6 +51,9 @@ const (
 	// DefaultMaxBatchBytes keeps push frames well under the server's
 	// default 1 MiB frame limit.
 	DefaultMaxBatchBytes = 512 << 10
+	// DefaultMaxEventBytes matches the server's default frame limit (1
+	// MiB) less the frame's envelope.
+	DefaultMaxEventBytes = 1<<20 - 1024
 	// MaxBatchSize bounds BatchSize and PageSize.
 	MaxBatchSize = 10000
 )
@@ -87,6 +90,10 @@ type Options struct {
 	// the socket for a frame too big, the client halves the bound, and an
 	// event too big on its own is marked failed.
 	MaxBatchBytes int
+	// MaxEventBytes is the largest event the client tries to push, about
+	// 1 MiB (the server's default frame limit) by default: a larger event
+	// is marked failed at once instead of being re-sent forever.
+	MaxEventBytes int
 	// RefreshToken is called when the server rejects the credentials; a new
 	// token reconnects, an error is retried with backoff.
 	RefreshToken func(ctx context.Context) (token string, err error)
@@ -128,6 +135,9 @@ func (o Options) validate() (Options, error) {
 	}
 	if o.MaxBatchBytes <= 0 {
 		o.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if o.MaxEventBytes <= 0 {
+		o.MaxEventBytes = DefaultMaxEventBytes
 	}
 	if o.PageSize <= 0 {
 		o.PageSize = DefaultPageSize

@@ -58,14 +58,19 @@ func (s *session) push() error {
 		s.c.metrics.add(func(m *Metrics) { m.EventsSent += cnt })
 		return nil
 	}
+	var tooBig []string
 	for _, ev := range evs {
 		if _, ok := s.inflight[ev.Event.ID]; ok {
+			continue
+		}
+		size := eventSize(ev.Event)
+		if size > s.c.opts.MaxEventBytes {
+			tooBig = append(tooBig, ev.Event.ID)
 			continue
 		}
 		if _, ok := groups[ev.Repo]; !ok {
 			order = append(order, ev.Repo)
 		}
-		size := eventSize(ev.Event)
 		if len(groups[ev.Repo]) > 0 && sizes[ev.Repo]+size > s.frameBudget {
 			if err := flush(ev.Repo); err != nil {
 				return err
@@ -83,6 +88,9 @@ func (s *session) push() error {
 		if err := flush(repo); err != nil {
 			return err
 		}
+	}
+	if len(tooBig) > 0 {
+		return s.failUnsent(tooBig, "the event is larger than MaxEventBytes ("+strconv.Itoa(s.c.opts.MaxEventBytes)+" bytes) and would never be accepted")
 	}
 	return nil
 }
@@ -106,7 +114,7 @@ func (s *session) frameTooBig() error {
 		return nil
 	}
 	if len(big.ids) == 1 {
-		return s.fail(big.ids, "the event is larger than the server accepts")
+		return s.markFailed(big.ids, "the event is larger than the server accepts", false)
 	}
 	budget := big.bytes / 2
 	if budget < 1 {
@@ -119,6 +127,49 @@ func (s *session) frameTooBig() error {
 	}
 	c.mu.Unlock()
 	c.reportError("the server refused a push frame of " + strconv.Itoa(big.bytes) + " bytes; pushing smaller batches")
+	return nil
+}
+
+// suspectBytes is the smallest push frame suspected of being too big when
+// a connection drops with it in flight and no 1009 close says so (browsers
+// and proxies may report only a closed socket).
+const suspectBytes = 64 << 10
+
+// suspectLimit is how many connections in a row may drop with the same lone
+// large event in flight before it is marked failed.
+const suspectLimit = 3
+
+// connectionLost runs when the connection failed with push frames in
+// flight: the largest, if large, halves the frame budget, and a lone large
+// event that keeps going down with the connection is marked failed.
+func (s *session) connectionLost() error {
+	var big *pushBatch
+	for _, b := range s.batches {
+		if big == nil || b.bytes > big.bytes {
+			big = b
+		}
+	}
+	if big == nil || big.bytes < suspectBytes {
+		return nil
+	}
+	c := s.c
+	c.mu.Lock()
+	if budget := big.bytes / 2; budget < c.frameBudget {
+		c.frameBudget = budget
+	}
+	fail := false
+	if len(big.ids) == 1 {
+		if c.suspectID == big.ids[0] {
+			c.suspectCount++
+		} else {
+			c.suspectID, c.suspectCount = big.ids[0], 1
+		}
+		fail = c.suspectCount >= suspectLimit
+	}
+	c.mu.Unlock()
+	if fail {
+		return s.markFailed(big.ids, "the connection dropped "+strconv.Itoa(suspectLimit)+" times while pushing this "+strconv.Itoa(big.bytes)+"-byte event; the server does not accept it", false)
+	}
 	return nil
 }
 
@@ -189,6 +240,9 @@ func (s *session) onAck(m protocol.Message) error {
 	}
 	n := int64(len(seen))
 	c.metrics.add(func(mt *Metrics) { mt.EventsAcked += n })
+	c.mu.Lock()
+	c.suspectID, c.suspectCount = "", 0
+	c.mu.Unlock()
 	s.retryAttempts = 0
 	if s.batchSize < c.opts.BatchSize {
 		s.batchSize *= 2
@@ -457,14 +511,27 @@ func (s *session) oldestBatch(repo string) *pushBatch {
 // fail marks events failed: the server will never take them, and they must
 // not block the queue.
 func (s *session) fail(ids []string, reason string) error {
+	if err := s.markFailed(ids, reason, false); err != nil {
+		return err
+	}
+	return s.push()
+}
+
+// failUnsent marks failed pending events that were never sent.
+func (s *session) failUnsent(ids []string, reason string) error {
+	return s.markFailed(ids, reason, true)
+}
+
+func (s *session) markFailed(ids []string, reason string, unsent bool) error {
 	c := s.c
+	c.reportError(reason)
 	b := &Batch{}
 	set := make(map[string]bool, len(ids))
 	settled := 0
 	for _, id := range ids {
 		set[id] = true
 		b.Statuses = append(b.Statuses, StatusUpdate{EventID: id, Status: StatusFailed, Error: reason})
-		if s.isInflight(id) {
+		if unsent || s.isInflight(id) {
 			settled++
 		}
 	}
@@ -484,7 +551,7 @@ func (s *session) fail(ids []string, reason string) error {
 	n := int64(len(ids))
 	c.metrics.add(func(m *Metrics) { m.FailedSends += n })
 	c.notifyChanged()
-	return s.push()
+	return nil
 }
 
 // split handles a rejected batch whose culprit is unknown: a single event is

@@ -98,3 +98,27 @@ func TestRateLimitedPushesAreRetriedUntilAcked(t *testing.T) {
 		t.Fatalf("metrics %+v: no push was rate limited, the test did not test anything", m)
 	}
 }
+
+func TestEventLargerThanMaxEventBytesFailsWithoutSending(t *testing.T) {
+	srv := servertest.Start(t)
+	opts := fastOptions(srv.WSURL(), "todos")
+	opts.MaxEventBytes = 2000
+	c, store := newClient(t, opts)
+	waitSynced(t, c)
+	upsert(t, c.Repository("todos"), "big", `{"text":"`+strings.Repeat("z", 3000)+`"}`)
+	upsert(t, c.Repository("todos"), "small", `{"text":"ok"}`)
+	waitSynced(t, c)
+	events, _, err := srv.Store().Range(context.Background(), server.DefaultNamespace, "todos", 0, 10)
+	if err != nil || len(events) != 1 || events[0].DataID != "small" {
+		t.Fatalf("server holds %v (%v), want only the small event", events, err)
+	}
+	if n, _ := store.PendingCount(context.Background()); n != 0 || c.Status().Pending != 0 {
+		t.Fatalf("pending %d / %d", n, c.Status().Pending)
+	}
+	if m := c.Metrics(); m.Reconnects != 0 || m.FailedSends != 1 {
+		t.Fatalf("metrics %+v, want no reconnect and one failed send", m)
+	}
+	if !strings.Contains(c.Status().LastError, "MaxEventBytes") {
+		t.Fatalf("lastError %q", c.Status().LastError)
+	}
+}

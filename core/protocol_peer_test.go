@@ -25,12 +25,15 @@ import (
 // peer is a scripted server: every frame the client sends is handed to
 // onFrame, which answers through the connection.
 type peer struct {
-	t       *testing.T
-	srv     *httptest.Server
-	mu      sync.Mutex
-	conns   int
-	frames  []protocol.Message
-	onFrame func(p *peerConn, m protocol.Message)
+	t     *testing.T
+	srv   *httptest.Server
+	mu    sync.Mutex
+	conns int
+	// readLimit, when set, replaces the default 32 KiB frame limit (-1:
+	// none).
+	readLimit int64
+	frames    []protocol.Message
+	onFrame   func(p *peerConn, m protocol.Message)
 }
 
 type peerConn struct {
@@ -49,6 +52,9 @@ func newPeer(t *testing.T, onFrame func(p *peerConn, m protocol.Message)) *peer 
 		defer conn.CloseNow()
 		p.mu.Lock()
 		p.conns++
+		if p.readLimit != 0 {
+			conn.SetReadLimit(p.readLimit)
+		}
 		p.mu.Unlock()
 		pc := &peerConn{p: p, conn: conn, ctx: r.Context()}
 		for {
@@ -418,5 +424,62 @@ func TestConnectedOnlyAfterAuthSuccessAndReauthInPlace(t *testing.T) {
 	}
 	if second.Token != "t1" || second.Headers["X-Custom"] != "v2" {
 		t.Fatalf("re-auth %+v: want token t1 and the new header", second)
+	}
+}
+
+func TestEventThatKeepsDroppingTheSocketIsFailed(t *testing.T) {
+	// A proxy or browser that reports only a closed socket for a frame too
+	// big: no 1009 reaches the client.
+	p := newPeer(t, func(pc *peerConn, m protocol.Message) {
+		switch m.Type {
+		case protocol.TypeAuth:
+			pc.send(protocol.Message{Type: protocol.TypeAuthSuccess})
+		case protocol.TypeRequestEvents:
+			pc.send(protocol.Message{Type: protocol.TypeSyncComplete, Repository: m.Repository})
+		case protocol.TypePushEventsBatch:
+			for _, e := range m.Events {
+				if len(e.Data) > 100<<10 {
+					pc.conn.CloseNow()
+					return
+				}
+			}
+			ids := make([]string, len(m.Events))
+			for i, e := range m.Events {
+				ids[i] = e.ID
+			}
+			pc.send(protocol.Message{Type: protocol.TypeAck, EventIDs: ids, Repositories: map[string][]string{m.Repository: ids}})
+		}
+	})
+	p.mu.Lock()
+	p.readLimit = -1
+	p.mu.Unlock()
+	c, store := newClient(t, fastOptions(p.url(), "todos"))
+	waitSynced(t, c)
+	upsert(t, c.Repository("todos"), "huge", `{"text":"`+strings.Repeat("h", 200<<10)+`"}`)
+	hugeEvents, _ := store.Pending(context.Background(), 0)
+	upsert(t, c.Repository("todos"), "after", `{"text":"small"}`)
+	waitSynced(t, c)
+	pending, _ := store.Pending(context.Background(), 0)
+	if len(pending) != 0 {
+		t.Fatalf("%d events still pending", len(pending))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	acked := false
+	for _, m := range p.frames {
+		if m.Type == protocol.TypePushEventsBatch {
+			for _, e := range m.Events {
+				if e.DataID == "after" && len(m.Events) == 1 {
+					acked = true
+				}
+			}
+		}
+	}
+	if !acked {
+		t.Fatal("the small event queued behind the huge one was never pushed on its own")
+	}
+	ev, _, _ := store.Outbox(context.Background(), hugeEvents[0].Event.ID)
+	if ev.Status != core.StatusFailed || !strings.Contains(ev.Error, "dropped") {
+		t.Fatalf("huge event %v %q: want failed, saying the connection dropped", ev.Status, ev.Error)
 	}
 }

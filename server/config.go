@@ -28,6 +28,10 @@ type Config struct {
 	// MaxPage caps the events of one events frame sent in reply to a
 	// request; default 1000.
 	MaxPage int
+	// MaxSendBytes bounds the approximate size of one events frame the
+	// server sends (at least one event goes in each); larger pages are
+	// split, or cut short with hasMore. Default 4 MiB.
+	MaxSendBytes int
 	// RatePerSecond and RateBurst configure each connection's token bucket
 	// for incoming frames (ping and pong are free). RatePerSecond 0 means
 	// unlimited; RateBurst defaults to twice the rate.
@@ -58,6 +62,7 @@ const (
 	DefaultMaxFrameBytes = 1 << 20
 	DefaultMaxBatch      = 1000
 	DefaultMaxPage       = 1000
+	DefaultMaxSendBytes  = 4 << 20
 	DefaultPageLimit     = 100 // request_events without a limit, as the Dart server
 	DefaultPingInterval  = 30 * time.Second
 	DefaultPongTimeout   = 10 * time.Second
@@ -81,6 +86,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxPage <= 0 {
 		c.MaxPage = DefaultMaxPage
+	}
+	if c.MaxSendBytes <= 0 {
+		c.MaxSendBytes = DefaultMaxSendBytes
 	}
 	if c.RatePerSecond < 0 {
 		c.RatePerSecond = 0

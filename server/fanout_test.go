@@ -302,3 +302,73 @@ func TestConcurrentPushes(t *testing.T) {
 		}
 	}
 }
+
+// TestFramesSplitBySize: pages larger than MaxSendBytes go out as several
+// frames (fan-out, request_all_events) or are cut short with hasMore
+// (request_events), always in order and never empty.
+func TestFramesSplitBySize(t *testing.T) {
+	t.Parallel()
+	s := servertest.Start(t, servertest.WithConfig(func(c *server.Config) { c.MaxSendBytes = 1000 }))
+	sub := dial(t, s)
+	sub.auth("s")
+	sub.request("todos", 0, 10)
+	w := dial(t, s)
+	w.auth("w")
+	pad := strings.Repeat("x", 300) // about 2 events per frame
+	var batch []map[string]any
+	for i := range 7 {
+		batch = append(batch, ev(fmt.Sprint("d", i), map[string]any{"pad": pad}))
+	}
+	w.push("todos", batch...)
+
+	var seqs []int64
+	frames := 0
+	for len(seqs) < 7 {
+		m := sub.expect(protocol.TypeEvents)
+		frames++
+		for _, e := range m.Events {
+			seqs = append(seqs, e.ServerSequence)
+		}
+	}
+	if fmt.Sprint(seqs) != "[1 2 3 4 5 6 7]" || frames < 3 {
+		t.Fatalf("fan-out: %v in %d frames", seqs, frames)
+	}
+
+	var after int64
+	var got []int64
+	for pages := 0; ; pages++ {
+		events, done := sub.request("todos", after, 100)
+		if len(events) == 0 || len(events) > 2 {
+			t.Fatalf("page of %d events", len(events))
+		}
+		for _, e := range events {
+			got = append(got, e.ServerSequence)
+		}
+		after = done.LastSequence
+		if !done.HasMore {
+			break
+		}
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if fmt.Sprint(got) != "[1 2 3 4 5 6 7]" {
+		t.Fatalf("request_events pages: %v", got)
+	}
+
+	sub.send(map[string]any{"type": "request_all_events", "repository": "todos"})
+	got, frames = nil, 0
+	for {
+		m := sub.read()
+		if m.Type == protocol.TypeSyncComplete {
+			break
+		}
+		frames++
+		for _, e := range m.Events {
+			got = append(got, e.ServerSequence)
+		}
+	}
+	if fmt.Sprint(got) != "[1 2 3 4 5 6 7]" || frames < 3 {
+		t.Fatalf("request_all_events: %v in %d frames", got, frames)
+	}
+}

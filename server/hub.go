@@ -19,6 +19,7 @@ type hub struct {
 	log      *slog.Logger
 	metrics  *metrics
 	pageSize int
+	maxSend  int
 
 	mu    sync.Mutex
 	repos map[repoKey]*broadcaster
@@ -84,8 +85,8 @@ func (b *broadcaster) gapExpired(seq int64) bool {
 	return now.Sub(b.gapSince) >= gapWait
 }
 
-func newHub(ctx context.Context, store Store, log *slog.Logger, m *metrics, pageSize int) *hub {
-	return &hub{ctx: ctx, store: store, log: log, metrics: m, pageSize: pageSize, repos: make(map[repoKey]*broadcaster)}
+func newHub(ctx context.Context, store Store, log *slog.Logger, m *metrics, pageSize, maxSend int) *hub {
+	return &hub{ctx: ctx, store: store, log: log, metrics: m, pageSize: pageSize, maxSend: maxSend, repos: make(map[repoKey]*broadcaster)}
 }
 
 // get returns the repository's broadcaster, initialized to the log's current
@@ -342,9 +343,9 @@ func (b *broadcaster) run() {
 }
 
 // deliver sends one page of events to each subscriber, leaving out the
-// events a subscriber appended itself.
+// events a subscriber appended itself, in frames of at most MaxSendBytes.
 func (b *broadcaster) deliver(subs []*conn, events []protocol.Event, from [][]origin) {
-	var shared []byte
+	var shared [][]byte // the frames of the whole page, encoded once
 	for _, c := range subs {
 		evs := events
 		if from != nil {
@@ -365,19 +366,35 @@ func (b *broadcaster) deliver(subs []*conn, events []protocol.Event, from [][]or
 		if len(evs) == 0 {
 			continue
 		}
-		var frame []byte
+		var frames [][]byte
 		if len(evs) == len(events) {
 			if shared == nil {
-				shared = encodeEvents(b.key.repo, events)
+				shared = b.frames(events)
 			}
-			frame = shared
+			frames = shared
 		} else {
-			frame = encodeEvents(b.key.repo, evs)
+			frames = b.frames(evs)
 		}
-		if frame != nil && c.sendFanout(frame) {
-			b.h.metrics.eventsOut.Add(int64(len(evs)))
+		for _, f := range frames {
+			if !c.sendFanout(f) {
+				break
+			}
 		}
+		b.h.metrics.eventsOut.Add(int64(len(evs)))
 	}
+}
+
+// frames encodes events as events frames of at most MaxSendBytes each.
+func (b *broadcaster) frames(events []protocol.Event) [][]byte {
+	var out [][]byte
+	for len(events) > 0 {
+		n := fitFrame(events, b.h.maxSend)
+		if f := encodeEvents(b.key.repo, events[:n]); f != nil {
+			out = append(out, f)
+		}
+		events = events[n:]
+	}
+	return out
 }
 
 // sentBy reports whether one of an event's origins is connection c or a

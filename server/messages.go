@@ -175,8 +175,12 @@ func (c *conn) handleRequestAll(p Principal, m protocol.Message) {
 			if len(events) > 0 {
 				after = events[len(events)-1].ServerSequence
 				c.s.metrics.eventsOut.Add(int64(len(events)))
-				if !c.send(protocol.Message{Type: protocol.TypeEvents, Repository: repo, Events: events}) {
-					return
+				for rest := events; len(rest) > 0; {
+					n := fitFrame(rest, c.s.cfg.MaxSendBytes)
+					if !c.send(protocol.Message{Type: protocol.TypeEvents, Repository: repo, Events: rest[:n]}) {
+						return
+					}
+					rest = rest[n:]
 				}
 			}
 			if !more || len(events) == 0 {
@@ -229,6 +233,9 @@ func (s *Server) readPage(ctx context.Context, ns, repo string, m protocol.Messa
 		}
 		return page{}, protocol.Errorf(protocol.CodeInternal, "failed to read events")
 	}
+	if n := fitFrame(p.events, s.cfg.MaxSendBytes); n < len(p.events) {
+		p.events, p.more = p.events[:n], true
+	}
 	if n := len(p.events); n > 0 {
 		p.last = p.events[n-1].ServerSequence
 	}
@@ -236,6 +243,20 @@ func (s *Server) readPage(ctx context.Context, ns, repo string, m protocol.Messa
 		p.last = end
 	}
 	return p, nil
+}
+
+// fitFrame returns how many leading events fit in one events frame of
+// about maxBytes; at least one.
+func fitFrame(events []protocol.Event, maxBytes int) int {
+	total := 0
+	for i, e := range events {
+		// The encoded size, near enough: the payloads plus the keys.
+		total += len(e.Data) + len(e.Meta) + len(e.ID) + len(e.DataID) + 128
+		if total > maxBytes && i > 0 {
+			return i
+		}
+	}
+	return len(events)
 }
 
 // checkRead checks that p may read repo.

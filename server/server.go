@@ -54,7 +54,7 @@ func New(cfg Config) (*Server, error) {
 		conns:   make(map[*conn]struct{}),
 	}
 	s.restLimit = newRESTLimiter(cfg.RatePerSecond, cfg.RateBurst)
-	s.hub = newHub(ctx, cfg.Store, cfg.Logger, s.metrics, cfg.MaxPage)
+	s.hub = newHub(ctx, cfg.Store, cfg.Logger, s.metrics, cfg.MaxPage, cfg.MaxSendBytes)
 	if w, ok := cfg.Store.(Watcher); ok {
 		go s.hub.watch(w, cfg.WatchPoll)
 	}

@@ -22,6 +22,15 @@
 // batch by batch so one bad batch fails alone. Reads use readonly
 // transactions of one request each.
 //
+// The store talks to IndexedDB through github.com/hack-pad/go-indexeddb:
+// opening with its Upgrader running the schema's migrations, deleting,
+// single-key reads, counts, and its DOMException errors, which become
+// *Exception. syscall/js remains where go-indexeddb v0.3.2 has no API: the
+// versionchange transaction a migration needs to reach existing stores, the
+// connection's versionchange and close events, getAll (Docs, Pending), and
+// building the values stored; and on the write path, where go-indexeddb
+// measured about 10% slower per transaction (see Store.commit).
+//
 // Another tab that upgrades or deletes the database makes this connection
 // close; later calls fail with ErrVersionChange, which also matches
 // core.ErrClosed. A full quota fails the write with an error matching

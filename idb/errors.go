@@ -5,14 +5,18 @@ package idb
 import (
 	"context"
 	"errors"
+	"strings"
 	"syscall/js"
+
+	goidb "github.com/hack-pad/go-indexeddb/idb"
 
 	"github.com/lfsync/lfsync/core"
 )
 
 // Exception is a JavaScript exception, usually a DOMException, as a Go error.
 // It matches core.ErrQuotaExceeded with errors.Is when Name is
-// "QuotaExceededError".
+// "QuotaExceededError", and go-indexeddb's DOMException of the same name
+// (errors.Is(err, goidb.NewDOMException("ConstraintError"))).
 type Exception struct {
 	// Name is the exception's name: "QuotaExceededError",
 	// "ConstraintError", "TransactionInactiveError", "AbortError", ...
@@ -29,9 +33,35 @@ func (e *Exception) Error() string {
 	return e.Name + ": " + e.Message
 }
 
-// Is makes a QuotaExceededError match core.ErrQuotaExceeded.
+// Is makes a QuotaExceededError match core.ErrQuotaExceeded, and every
+// exception match go-indexeddb's DOMException of its name.
 func (e *Exception) Is(target error) bool {
+	if d, ok := target.(goidb.DOMException); ok {
+		return d.Is(goidb.NewDOMException(e.Name))
+	}
 	return target == core.ErrQuotaExceeded && e.Name == "QuotaExceededError"
+}
+
+// exception turns an error from go-indexeddb into an *Exception: a
+// DOMException it read from a request or transaction, or a JavaScript
+// exception thrown by a call, which safejs returns as a js.Error wrapped
+// with a stack trace. Other errors are returned as they are.
+func exception(err error) error {
+	if err == nil {
+		return nil
+	}
+	var thrown js.Error
+	if errors.As(err, &thrown) {
+		return exceptionError(thrown.Value)
+	}
+	var dom goidb.DOMException
+	if errors.As(err, &dom) {
+		// DOMException keeps its fields to itself; Error() is "name" or
+		// "name: message", and names have no colon.
+		name, msg, _ := strings.Cut(dom.Error(), ": ")
+		return &Exception{Name: name, Message: msg}
+	}
+	return err
 }
 
 // ExceptionError turns a JavaScript exception (a DOMException or an Error)

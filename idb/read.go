@@ -8,20 +8,68 @@ import (
 	"errors"
 	"syscall/js"
 
+	goidb "github.com/hack-pad/go-indexeddb/idb"
+
 	"github.com/lfsync/lfsync/core"
 )
 
-// pendingRange is the status_order key range of pending events, by order.
-var pendingRange = keyRange(js.ValueOf([]any{int(core.StatusPending), js.Global().Get("Number").Get("NEGATIVE_INFINITY")}),
-	js.ValueOf([]any{int(core.StatusPending), jsInf}))
+// The status_order key range of pending events, by order: its bounds, and
+// the range as an IDBKeyRange for getAll.
+var (
+	pendingLower = js.ValueOf([]any{int(core.StatusPending), js.Global().Get("Number").Get("NEGATIVE_INFINITY")})
+	pendingUpper = js.ValueOf([]any{int(core.StatusPending), jsInf})
+	pendingRange = keyRange(pendingLower, pendingUpper)
+)
 
-// read runs one request, made by issue on store name, in a readonly
+// get runs one request, made by issue on store name, in a readonly
 // transaction and returns its result.
-func (s *Store) read(ctx context.Context, op, name string, issue func(store js.Value) js.Value) (js.Value, error) {
+func (s *Store) get(ctx context.Context, op, name string, issue func(store *goidb.ObjectStore) (*goidb.Request, error)) (js.Value, error) {
 	if err := ctx.Err(); err != nil {
 		return js.Value{}, err
 	}
 	db, err := s.conn()
+	if err != nil {
+		return js.Value{}, err
+	}
+	req, err := func() (*goidb.Request, error) {
+		txn, err := db.Transaction(goidb.TransactionReadOnly, name)
+		if err != nil {
+			return nil, err
+		}
+		st, err := txn.ObjectStore(name)
+		if err != nil {
+			return nil, err
+		}
+		return issue(st)
+	}()
+	if err != nil {
+		if _, cerr := s.conn(); cerr != nil {
+			return js.Value{}, cerr
+		}
+		return js.Value{}, failed(op, exception(err))
+	}
+	v, err := req.Await(ctx)
+	if err == nil {
+		err = ctx.Err() // Await returns no error when ctx ends first
+	}
+	if err != nil {
+		return js.Value{}, failed(op, exception(err))
+	}
+	return v, nil
+}
+
+// getAll runs one getAll request, made by issue on store name, in a
+// readonly transaction and returns its result, an array.
+//
+// It stays on syscall/js: go-indexeddb v0.3.2 has getAllKeys but no getAll.
+// Its cursors would cost a JS→Go callback per record (9–13 µs each, see
+// the team's field notes) and a Go string per record; here the records are
+// joined in JS and cross the boundary as one string.
+func (s *Store) getAll(ctx context.Context, op, name string, issue func(store js.Value) js.Value) (js.Value, error) {
+	if err := ctx.Err(); err != nil {
+		return js.Value{}, err
+	}
+	db, err := s.rawConn()
 	if err != nil {
 		return js.Value{}, err
 	}
@@ -54,8 +102,8 @@ func (s *Store) read(ctx context.Context, op, name string, issue func(store js.V
 
 // Doc returns one document, tombstones included.
 func (s *Store) Doc(ctx context.Context, repo, id string) (core.Doc, bool, error) {
-	v, err := s.read(ctx, "read document", storeDocs, func(st js.Value) js.Value {
-		return st.Call("get", jsArray.New(repo, id))
+	v, err := s.get(ctx, "read document", storeDocs, func(st *goidb.ObjectStore) (*goidb.Request, error) {
+		return st.Get(jsArray.New(repo, id))
 	})
 	if err != nil || v.Type() != js.TypeString {
 		return core.Doc{}, false, err
@@ -71,7 +119,7 @@ func (s *Store) Doc(ctx context.Context, repo, id string) (core.Doc, bool, error
 // key range [repo] .. [repo, []] of the documents store, joined into one
 // JSON array in JS and decoded at once.
 func (s *Store) Docs(ctx context.Context, repo string) ([]core.Doc, error) {
-	v, err := s.read(ctx, "read documents", storeDocs, func(st js.Value) js.Value {
+	v, err := s.getAll(ctx, "read documents", storeDocs, func(st js.Value) js.Value {
 		return st.Call("getAll", keyRange(jsArray.New(repo), jsArray.New(repo, jsEmpty)))
 	})
 	if err != nil {
@@ -91,7 +139,7 @@ func (s *Store) Docs(ctx context.Context, repo string) ([]core.Doc, error) {
 // Pending returns up to limit pending outbox events by Order (all when
 // limit <= 0), read from the status_order index.
 func (s *Store) Pending(ctx context.Context, limit int) ([]core.OutboxEvent, error) {
-	v, err := s.read(ctx, "read outbox", storeOutbox, func(st js.Value) js.Value {
+	v, err := s.getAll(ctx, "read outbox", storeOutbox, func(st js.Value) js.Value {
 		idx := st.Call("index", indexStatusOrder)
 		if limit > 0 {
 			return idx.Call("getAll", pendingRange, limit)
@@ -119,8 +167,20 @@ func (s *Store) Pending(ctx context.Context, limit int) ([]core.OutboxEvent, err
 
 // PendingCount counts pending outbox events in the status_order index.
 func (s *Store) PendingCount(ctx context.Context) (int, error) {
-	v, err := s.read(ctx, "count outbox", storeOutbox, func(st js.Value) js.Value {
-		return st.Call("index", indexStatusOrder).Call("count", pendingRange)
+	v, err := s.get(ctx, "count outbox", storeOutbox, func(st *goidb.ObjectStore) (*goidb.Request, error) {
+		idx, err := st.Index(indexStatusOrder)
+		if err != nil {
+			return nil, err
+		}
+		pending, err := goidb.NewKeyRangeBound(pendingLower, pendingUpper, false, false)
+		if err != nil {
+			return nil, err
+		}
+		count, err := idx.CountRange(pending)
+		if err != nil {
+			return nil, err
+		}
+		return count.Request, nil
 	})
 	if err != nil {
 		return 0, err
@@ -130,8 +190,8 @@ func (s *Store) PendingCount(ctx context.Context) (int, error) {
 
 // Outbox returns one outbox event by event id.
 func (s *Store) Outbox(ctx context.Context, eventID string) (core.OutboxEvent, bool, error) {
-	v, err := s.read(ctx, "read outbox", storeOutbox, func(st js.Value) js.Value {
-		return st.Call("get", eventID)
+	v, err := s.get(ctx, "read outbox", storeOutbox, func(st *goidb.ObjectStore) (*goidb.Request, error) {
+		return st.Get(js.ValueOf(eventID))
 	})
 	if err != nil || v.Type() != js.TypeObject {
 		return core.OutboxEvent{}, false, err
@@ -146,8 +206,8 @@ func (s *Store) Outbox(ctx context.Context, eventID string) (core.OutboxEvent, b
 
 // Cursor returns a repository's pull cursor, 0 if never set.
 func (s *Store) Cursor(ctx context.Context, repo string) (int64, error) {
-	v, err := s.read(ctx, "read cursor", storeCursors, func(st js.Value) js.Value {
-		return st.Call("get", repo)
+	v, err := s.get(ctx, "read cursor", storeCursors, func(st *goidb.ObjectStore) (*goidb.Request, error) {
+		return st.Get(js.ValueOf(repo))
 	})
 	if err != nil || v.Type() != js.TypeNumber {
 		return 0, err
@@ -157,8 +217,8 @@ func (s *Store) Cursor(ctx context.Context, repo string) (int64, error) {
 
 // Config returns a configuration value.
 func (s *Store) Config(ctx context.Context, key string) (string, bool, error) {
-	v, err := s.read(ctx, "read config", storeConfig, func(st js.Value) js.Value {
-		return st.Call("get", key)
+	v, err := s.get(ctx, "read config", storeConfig, func(st *goidb.ObjectStore) (*goidb.Request, error) {
+		return st.Get(js.ValueOf(key))
 	})
 	if err != nil || v.Type() != js.TypeString {
 		return "", false, err

@@ -5,11 +5,14 @@ package idb
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall/js"
 	"testing"
 	"time"
+
+	goidb "github.com/hack-pad/go-indexeddb/idb"
 
 	"github.com/lfsync/lfsync/core"
 	"github.com/lfsync/lfsync/core/protocol"
@@ -70,17 +73,22 @@ func TestUpgradeKeepsData(t *testing.T) {
 	}
 
 	ran := 0
-	withMigrations(t, append(migrations[:len(migrations):len(migrations)], func(db, tx js.Value) {
+	withMigrations(t, append(migrations[:len(migrations):len(migrations)], func(db *goidb.Database, tx js.Value) error {
 		ran++
 		tx.Call("objectStore", storeOutbox).Call("createIndex", "by_repo", "repo")
+		_, err := db.CreateObjectStore("added", goidb.ObjectStoreOptions{})
+		return err
 	}))
 	s := mustOpen(t, name)
 	defer s.Close()
 	if ran != 1 {
 		t.Fatalf("new migration ran %d times, want 1", ran)
 	}
-	if v := s.db.Get("version").Int(); v != len(migrations) {
-		t.Fatalf("version = %d, want %d", v, len(migrations))
+	if v, err := s.db.Version(); err != nil || int(v) != len(migrations) {
+		t.Fatalf("version = %d, %v; want %d", v, err, len(migrations))
+	}
+	if names, err := s.db.ObjectStoreNames(); err != nil || !slices.Contains(names, "added") || slices.Contains(names, storeScratch) {
+		t.Fatalf("object stores = %q, %v; want the new one and no scratch store", names, err)
 	}
 	if _, _, err := old.Doc(ctx, "todos", "a"); !errors.Is(err, ErrVersionChange) {
 		t.Fatalf("old store after upgrade: %v, want ErrVersionChange", err)
@@ -116,7 +124,7 @@ func TestOpenNewerVersion(t *testing.T) {
 	name := testName(t)
 	deleteAfter(t, name)
 	current := migrations
-	withMigrations(t, append(current[:len(current):len(current)], func(db, tx js.Value) {}))
+	withMigrations(t, append(current[:len(current):len(current)], func(*goidb.Database, js.Value) error { return nil }))
 	mustOpen(t, name).Close()
 	migrations = current
 	_, err := Open(context.Background(), name)
@@ -138,8 +146,9 @@ func TestFailedMigrationKeepsOldVersion(t *testing.T) {
 	}
 	s.Close()
 	current := migrations
-	withMigrations(t, append(current[:len(current):len(current)], func(db, tx js.Value) {
-		db.Call("createObjectStore", storeDocs) // exists: ConstraintError
+	withMigrations(t, append(current[:len(current):len(current)], func(db *goidb.Database, tx js.Value) error {
+		_, err := db.CreateObjectStore(storeDocs, goidb.ObjectStoreOptions{}) // exists: ConstraintError
+		return err
 	}))
 	_, err := Open(ctx, name)
 	var ex *Exception
@@ -152,6 +161,33 @@ func TestFailedMigrationKeepsOldVersion(t *testing.T) {
 	if v, ok, err := s.Config(ctx, "k"); err != nil || !ok || v != "v" {
 		t.Fatalf("Config after failed upgrade = %q, %v, %v", v, ok, err)
 	}
+	if v, err := s.db.Version(); err != nil || int(v) != len(migrations) {
+		t.Fatalf("version after failed upgrade = %d, %v; want %d", v, err, len(migrations))
+	}
+}
+
+// TestFailedMigrationThrows: a JavaScript exception thrown by a call on the
+// versionchange transaction aborts the upgrade too, with its name.
+func TestFailedMigrationThrows(t *testing.T) {
+	name := testName(t)
+	deleteAfter(t, name)
+	mustOpen(t, name).Close()
+	current := migrations
+	withMigrations(t, append(current[:len(current):len(current)], func(db *goidb.Database, tx js.Value) error {
+		tx.Call("objectStore", "missing") // NotFoundError
+		return nil
+	}))
+	_, err := Open(context.Background(), name)
+	var ex *Exception
+	if !errors.As(err, &ex) || ex.Name != "NotFoundError" {
+		t.Fatalf("Open with a throwing migration = %v, want NotFoundError", err)
+	}
+	migrations = current
+	s := mustOpen(t, name)
+	defer s.Close()
+	if v, err := s.db.Version(); err != nil || int(v) != len(migrations) {
+		t.Fatalf("version after failed upgrade = %d, %v; want %d", v, err, len(migrations))
+	}
 }
 
 // TestRequestErrors provokes real DOMExceptions: one thrown by a call (an
@@ -163,23 +199,30 @@ func TestRequestErrors(t *testing.T) {
 	s := mustOpen(t, name)
 	defer s.Close()
 
-	tx := s.db.Call("transaction", storeConfig, "readwrite")
-	done := listen(tx, "complete", "abort")
-	defer done.release()
-	st := tx.Call("objectStore", storeConfig)
-	thrown := protect(func() { st.Call("put", "v", js.Null()) })
+	txn, err := s.db.Transaction(goidb.TransactionReadWrite, storeConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := txn.ObjectStore(storeConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, thrown := st.PutKey(js.Null(), js.ValueOf("v"))
 	var ex *Exception
-	if !errors.As(thrown, &ex) || ex.Name != "DataError" || ex.Message == "" {
+	if thrown = exception(thrown); !errors.As(thrown, &ex) || ex.Name != "DataError" || ex.Message == "" {
 		t.Fatalf("put with a null key = %#v, want DataError", thrown)
 	}
-	st.Call("add", "v", "k")
-	st.Call("add", "v", "k")
-	if typ := <-done.ch; typ != "abort" {
-		t.Fatalf("transaction ended with %q, want abort", typ)
+	for range 2 {
+		if _, err := st.AddKey(js.ValueOf("k"), js.ValueOf("v")); err != nil {
+			t.Fatal(err)
+		}
 	}
-	err := failed("write batch", exceptionError(tx.Get("error")))
+	err = failed("write batch", exception(txn.Await(context.Background())))
 	if !strings.HasPrefix(err.Error(), "idb: failed to write batch: ConstraintError: ") || !errors.As(err, &ex) || ex.Name != "ConstraintError" {
 		t.Fatalf("aborted transaction = %v, want a wrapped ConstraintError", err)
+	}
+	if !errors.Is(err, goidb.NewDOMException("ConstraintError")) || errors.Is(err, goidb.NewDOMException("DataError")) {
+		t.Fatalf("%v does not match go-indexeddb's ConstraintError alone", err)
 	}
 	if errors.Is(err, core.ErrQuotaExceeded) {
 		t.Fatalf("%v matches core.ErrQuotaExceeded", err)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"syscall/js"
 
+	goidb "github.com/hack-pad/go-indexeddb/idb"
+
 	"github.com/lfsync/lfsync/core"
 )
 
@@ -19,8 +21,9 @@ type Store struct {
 	name string
 
 	mu      sync.Mutex
-	db      js.Value
-	err     error // why the store is closed: core.ErrClosed, ErrVersionChange, ...
+	db      *goidb.Database
+	raw     js.Value // the same connection as db, for what go-indexeddb has no API for
+	err     error    // why the store is closed: core.ErrClosed, ErrVersionChange, ...
 	queue   []*pendingWrite
 	writing bool // a drain goroutine is committing the queue
 
@@ -39,6 +42,13 @@ func Open(ctx context.Context, name string) (*Store, error) {
 	return openIn(ctx, js.Global().Get("indexedDB"), name)
 }
 
+// openResult is what an open request ended with.
+type openResult struct {
+	db  *goidb.Database
+	raw js.Value
+	err error
+}
+
 // openIn opens name in an IDBFactory: the page's indexedDB, or a storage
 // bucket's.
 func openIn(ctx context.Context, factory js.Value, name string) (*Store, error) {
@@ -48,61 +58,60 @@ func openIn(ctx context.Context, factory js.Value, name string) (*Store, error) 
 	if !factory.Truthy() {
 		return nil, errors.New("idb: failed to open " + name + ": IndexedDB is not available")
 	}
-	var req js.Value
-	if err := protect(func() { req = factory.Call("open", name, len(migrations)) }); err != nil {
-		return nil, failed("open "+name, err)
+	f, err := goidb.WrapFactory(factory)
+	if err != nil {
+		return nil, failed("open "+name, exception(err))
 	}
-	var upgradeErr error
-	blocked := false
-	onUpgrade := js.FuncOf(func(this js.Value, args []js.Value) any {
-		ev := args[0]
-		if ev.Get("type").String() == "blocked" {
-			blocked = true
-			return nil
-		}
-		tx := req.Get("transaction")
-		if err := upgrade(req.Get("result"), tx, ev.Get("oldVersion").Int()); err != nil {
-			upgradeErr = err
-			protect(func() { tx.Call("abort") })
-		}
-		return nil
-	})
-	req.Set("onupgradeneeded", onUpgrade)
-	req.Set("onblocked", onUpgrade)
-	w := listen(req, "success", "error")
-	release := func() {
-		w.release()
-		req.Set("onupgradeneeded", js.Null())
-		req.Set("onblocked", js.Null())
-		onUpgrade.Release()
+	// go-indexeddb removes its upgradeneeded listener when the context given
+	// to Factory.Open ends; an upgrade that ran after that would leave the
+	// database at the new version without its stores. So the listener lives
+	// until the request finishes, whatever happens to ctx.
+	reqCtx, finish := context.WithCancel(context.Background())
+	var (
+		req        *goidb.OpenDBRequest
+		upgradeErr error
+	)
+	rawDB := func() js.Value { // the IDBDatabase, once the request has one
+		v, _ := req.Request.Result()
+		return v
 	}
-	var typ string
+	req, err = f.Open(reqCtx, name, uint(len(migrations)), upgrader(rawDB, &upgradeErr))
+	if err != nil {
+		finish()
+		return nil, failed("open "+name, exception(err))
+	}
+	done := make(chan openResult, 1)
+	go func() {
+		db, err := req.Await(reqCtx)
+		r := openResult{db: db, err: err}
+		if err == nil {
+			r.raw = rawDB()
+		}
+		done <- r
+	}()
+	var r openResult
 	select {
-	case typ = <-w.ch:
+	case r = <-done:
+		finish()
 	case <-ctx.Done():
 		go func() { // close the connection should it open after all
-			if <-w.ch == "success" {
-				req.Get("result").Call("close")
+			if r := <-done; r.err == nil {
+				r.db.Close()
 			}
-			release()
+			finish()
 		}()
-		if blocked {
-			return nil, failed("open "+name, errors.New("blocked by another open connection: "+ctx.Err().Error()))
-		}
 		return nil, ctx.Err()
 	}
-	defer release()
-	if typ != "success" {
+	if r.err != nil {
 		err := upgradeErr
 		if err == nil {
-			err = exceptionError(req.Get("error"))
-		}
-		if err == nil {
-			err = errors.New("open request failed")
+			err = exception(r.err)
 		}
 		return nil, failed("open "+name, err)
 	}
-	s := &Store{name: name, db: req.Get("result")}
+	s := &Store{name: name, db: r.db, raw: r.raw}
+	// go-indexeddb has no API for the connection's own events: handle them
+	// on the IDBDatabase.
 	s.onVersionChange = js.FuncOf(func(js.Value, []js.Value) any {
 		s.lost(ErrVersionChange)
 		return nil
@@ -111,8 +120,8 @@ func openIn(ctx context.Context, factory js.Value, name string) (*Store, error) 
 		s.lost(errConnectionLost)
 		return nil
 	})
-	s.db.Set("onversionchange", s.onVersionChange)
-	s.db.Set("onclose", s.onClose)
+	s.raw.Set("onversionchange", s.onVersionChange)
+	s.raw.Set("onclose", s.onClose)
 	return s, nil
 }
 
@@ -136,7 +145,7 @@ func (s *Store) shut(err error) {
 		w.done <- err
 	}
 	s.queue = nil
-	protect(func() { s.db.Call("close") })
+	s.db.Close()
 }
 
 // Close closes the store; later calls return core.ErrClosed. A write already
@@ -149,8 +158,8 @@ func (s *Store) Close() error {
 	}
 	s.err = core.ErrClosed
 	if s.onClose.Truthy() {
-		s.db.Set("onversionchange", js.Null())
-		s.db.Set("onclose", js.Null())
+		s.raw.Set("onversionchange", js.Null())
+		s.raw.Set("onclose", js.Null())
 		s.onVersionChange.Release()
 		s.onClose.Release()
 		s.onClose = js.Func{}
@@ -159,13 +168,24 @@ func (s *Store) Close() error {
 }
 
 // conn returns the open connection, or why there is none.
-func (s *Store) conn() (js.Value, error) {
+func (s *Store) conn() (*goidb.Database, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
+	return s.db, nil
+}
+
+// rawConn returns the open connection as an IDBDatabase, or why there is
+// none.
+func (s *Store) rawConn() (js.Value, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
 		return js.Value{}, s.err
 	}
-	return s.db, nil
+	return s.raw, nil
 }
 
 // Delete deletes the IndexedDB database name. Open connections get a
@@ -182,20 +202,17 @@ func deleteIn(ctx context.Context, factory js.Value, name string) error {
 	if !factory.Truthy() {
 		return errors.New("idb: failed to delete " + name + ": IndexedDB is not available")
 	}
-	var req js.Value
-	if err := protect(func() { req = factory.Call("deleteDatabase", name) }); err != nil {
-		return failed("delete "+name, err)
+	f, err := goidb.WrapFactory(factory)
+	if err != nil {
+		return failed("delete "+name, exception(err))
 	}
-	w := listen(req, "success", "error")
-	select {
-	case typ := <-w.ch:
-		w.release()
-		if typ != "success" {
-			return failed("delete "+name, exceptionError(req.Get("error")))
-		}
-		return nil
-	case <-ctx.Done():
-		w.releaseLater()
-		return ctx.Err()
+	req, err := f.DeleteDatabase(name)
+	if err != nil {
+		return failed("delete "+name, exception(err))
 	}
+	err = req.Await(ctx)
+	if err == nil {
+		err = ctx.Err() // Await returns no error when ctx ends first
+	}
+	return failed("delete "+name, exception(err))
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	goidb "github.com/hack-pad/go-indexeddb/idb"
+
 	"github.com/lfsync/lfsync/core"
 	"github.com/lfsync/lfsync/core/protocol"
 	"github.com/lfsync/lfsync/core/storetest"
@@ -175,8 +177,8 @@ func TestConcurrentWrites(t *testing.T) {
 func TestExceptionError(t *testing.T) {
 	newEx := func(msg, name string) js.Value { return js.Global().Get("DOMException").New(msg, name) }
 	quota := idb.ExceptionError(newEx("quota is full", "QuotaExceededError"))
-	if !errors.Is(quota, core.ErrQuotaExceeded) {
-		t.Fatalf("QuotaExceededError = %v, want a match for core.ErrQuotaExceeded", quota)
+	if !errors.Is(quota, core.ErrQuotaExceeded) || !errors.Is(quota, goidb.NewDOMException("QuotaExceededError")) {
+		t.Fatalf("QuotaExceededError = %v, want a match for core.ErrQuotaExceeded and go-indexeddb's DOMException", quota)
 	}
 	if got, want := quota.Error(), "QuotaExceededError: quota is full"; got != want {
 		t.Fatalf("Error() = %q, want %q", got, want)

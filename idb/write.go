@@ -226,8 +226,19 @@ func (s *Store) commitQueued() bool {
 }
 
 // commit writes the batches of group in one transaction.
+//
+// The write path (commit and apply) stays on syscall/js, while the rest of
+// the store uses go-indexeddb: measured in headless Chromium, paired
+// (alternating both paths on one database, 400 transactions a run, 6 runs),
+// the same transactions through go-indexeddb took 1.02–1.15x (median 1.11x)
+// the time of this path with one document each, and 0.92–1.13x (median
+// 1.07x) with a document and an outbox event (a read awaited mid-way). Its
+// Transaction.Await sets three listeners, each a js.Func with a goroutine
+// to remove it, and every request is checked with instanceof; here one
+// js.Func serves both events. Single reads through go-indexeddb measured
+// 1.02–1.08x, decoding included, and use it.
 func (s *Store) commit(group []*pendingWrite) error {
-	db, err := s.conn()
+	db, err := s.rawConn()
 	if err != nil {
 		return err
 	}

@@ -171,9 +171,13 @@ func (a *applier) serverWins(d Doc, exists bool, e protocol.Event) (Doc, bool, e
 		return d, false, err
 	}
 	if own != nil {
-		// An older change of ours; the newer pending one comes after it.
-		n, ch := bumpSequence(d, e.ServerSequence)
-		return n, ch, nil
+		if own.Order < local.Order {
+			// An older change of ours: the pending one comes after it.
+			n, ch := bumpSequence(d, e.ServerSequence)
+			return n, ch, nil
+		}
+		// Our newest change, sequenced: it is the document now.
+		return applyServerOrder(d, exists, e)
 	}
 	if e.ServerSequence > 0 && e.ServerSequence <= d.Sequence {
 		return d, false, nil
@@ -200,6 +204,10 @@ func (a *applier) supersede(id string) error {
 				a.failed = make(map[string]bool)
 			}
 			a.failed[ev.Event.ID] = true
+			// Later events of this batch must see the new status.
+			failed := ev
+			failed.Status = StatusFailed
+			a.outbox[ev.Event.ID] = &failed
 			a.batch.Statuses = append(a.batch.Statuses, StatusUpdate{
 				EventID: ev.Event.ID, Status: StatusFailed, Error: "superseded by a remote change (serverWins)",
 			})

@@ -98,3 +98,52 @@ func BenchmarkApplyCatchUp(b *testing.B) {
 		}
 	}
 }
+
+// TestServerWinsAppliesOwnEventsInServerOrder replays a reconnect: two local
+// changes were sent in an earlier session and stored (acks lost), a remote
+// change was sequenced before them, and the catch-up brings all three.
+func TestServerWinsAppliesOwnEventsInServerOrder(t *testing.T) {
+	store := NewMemoryStore()
+	c, err := NewClient(store, Options{Conflict: ServerWins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	r := c.Repository("todos")
+	if err := r.Upsert(ctx, "d", json.RawMessage(`{"v":"mine"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Delete(ctx, "d"); err != nil {
+		t.Fatal(err)
+	}
+	mine, _ := store.Pending(ctx, 0)
+	upsert, del := mine[0].Event, mine[1].Event
+	upsert.ServerSequence, del.ServerSequence = 6, 7
+	remote := protocol.Event{ID: "remote", Operation: protocol.OpUpdate, CreatedAt: time.Now(), DataID: "d",
+		Data: json.RawMessage(`{"id":"d","v":"remote"}`), ServerSequence: 5}
+	rs := &repoSync{name: "todos", track: newCursorTrack(4)}
+	if _, err := c.applyRemote(ctx, rs, []protocol.Event{remote, upsert, del}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, _, _ := store.Doc(ctx, "todos", "d")
+	if !d.Deleted || d.Sequence != 7 {
+		t.Fatalf("document %s deleted=%v seq=%d: want the delete the server sequenced last", d.Data, d.Deleted, d.Sequence)
+	}
+	// The same events one frame at a time end the same way.
+	store2 := NewMemoryStore()
+	c2, _ := NewClient(store2, Options{Conflict: ServerWins})
+	defer c2.Close()
+	r2 := c2.Repository("todos")
+	_ = r2.Upsert(ctx, "d", json.RawMessage(`{"v":"x"}`))
+	rs2 := &repoSync{name: "todos", track: newCursorTrack(4)}
+	for _, e := range []protocol.Event{remote, upsert, del} {
+		if _, err := c2.applyRemote(ctx, rs2, []protocol.Event{e}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d2, _, _ := store2.Doc(ctx, "todos", "d")
+	if !d2.Deleted || d2.Sequence != 7 {
+		t.Fatalf("one frame at a time: %s deleted=%v seq=%d", d2.Data, d2.Deleted, d2.Sequence)
+	}
+}

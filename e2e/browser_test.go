@@ -31,10 +31,10 @@ type browser struct {
 }
 
 var (
-	sharedOnce    sync.Once
-	shared        *browser
-	sharedErr     error
-	sharedDirToGo string
+	sharedOnce sync.Once
+	shared     *browser
+	sharedErr  error
+	sharedDir  string
 )
 
 // sharedBrowser returns the test binary's one long-lived browser. Its pages
@@ -48,7 +48,7 @@ func sharedBrowser(t *testing.T) *browser {
 			sharedErr = err
 			return
 		}
-		sharedDirToGo = dir
+		sharedDir = dir
 		shared, sharedErr = startBrowser(dir)
 		if shared != nil {
 			shared.isolate = true
@@ -64,8 +64,8 @@ func closeSharedBrowser() {
 	if shared != nil {
 		shared.close()
 	}
-	if sharedDirToGo != "" {
-		os.RemoveAll(sharedDirToGo)
+	if sharedDir != "" {
+		os.RemoveAll(sharedDir)
 	}
 }
 
@@ -112,11 +112,12 @@ func startBrowser(dir string) (*browser, error) {
 		chromedp.Flag("hide-scrollbars", true),
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	// Protocol noise (events chromedp cannot decode) is not a test failure.
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithErrorf(func(string, ...any) {}))
-	startCtx, stop := context.WithTimeout(ctx, 60*time.Second)
-	defer stop()
-	// The first Run binds the browser's life to ctx, not to startCtx.
-	if err := chromedp.Do(ctx, chromedp.Func(func(context.Context, *chromedp.Target) error { return startCtx.Err() })); err != nil {
+	// The first Do starts the browser and binds its life to ctx (so no
+	// timeout here; a browser that cannot start fails within chromedp's own
+	// 20 s wait for its debugging pipe).
+	if err := chromedp.Do(ctx); err != nil {
 		cancel()
 		cancelAlloc()
 		return nil, err

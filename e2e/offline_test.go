@@ -23,6 +23,12 @@ func TestOfflineWriteSurvivesReload(t *testing.T) {
 	p.waitDisconnected()
 	id := p.addTodoUI("Written offline")
 	p.waitPending(1)
+	// The person using the page sees both: no connection, one unsynced change.
+	waitFor[bool](p, syncTimeout, "the badge and the pending indicator to show the offline change",
+		`(() => { const b = document.querySelector("#status"), q = document.querySelector("#pending");
+			return b.dataset.state !== "connected" && /Reconnecting|Offline|Connecting/.test(b.textContent) &&
+				q.dataset.pending === "1" && q.textContent.includes("1 change waiting"); })()`,
+		`document.querySelector(".sync").innerText`)
 
 	// Reload while the server is still down: IndexedDB holds the todo and
 	// the outbox still holds its change.

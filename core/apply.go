@@ -188,8 +188,10 @@ func (a *applier) serverWins(d Doc, exists bool, e protocol.Event) (Doc, bool, e
 	return applyServerOrder(d, exists, e)
 }
 
-// supersede marks the pending, not in flight, local events of a document
-// failed: a remote change sequenced first replaces them.
+// supersede marks the pending local events of a document that were never
+// sent (in any session: Order above the persisted sent mark) failed: a
+// remote change sequenced first replaces them. Events that may have reached
+// the server are left to the server's order.
 func (a *applier) supersede(id string) error {
 	if a.pending == nil {
 		p, err := a.c.store.Pending(a.ctx, 0)
@@ -199,7 +201,7 @@ func (a *applier) supersede(id string) error {
 		a.pending = p
 	}
 	for _, ev := range a.pending {
-		if ev.Repo == a.repo && ev.Event.DataID == id && !a.inflight(ev.Event.ID) && !a.failed[ev.Event.ID] {
+		if ev.Repo == a.repo && ev.Event.DataID == id && ev.Order > a.c.sentOrder && !a.inflight(ev.Event.ID) && !a.failed[ev.Event.ID] {
 			if a.failed == nil {
 				a.failed = make(map[string]bool)
 			}

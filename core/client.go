@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"time"
 
@@ -11,6 +12,10 @@ import (
 // configClientID is the store configuration key holding the generated
 // client id.
 const configClientID = "clientId"
+
+// configSentOrder is the store configuration key holding the highest outbox
+// Order ever handed to the socket: events up to it may be on the server.
+const configSentOrder = "sentOrder"
 
 // Client is a local-first replica: repositories of JSON documents kept in a
 // local Store and synced with a server over WebSocket. Reads and writes work
@@ -39,6 +44,9 @@ type Client struct {
 	// was in flight (a frame the server or a proxy drops the socket for).
 	suspectID    string
 	suspectCount int
+	// sentOrder is the highest outbox Order ever sent (persisted before
+	// sending); only events above it may be superseded. Session goroutine.
+	sentOrder int64
 	// docGen counts document writes made outside an applier's catch-up
 	// cache (local writes, acks, other tabs); guarded by applyMu.
 	docGen uint64
@@ -88,6 +96,11 @@ func NewClient(store Store, opts Options) (*Client, error) {
 			return nil, err
 		}
 		c.clientID = id
+	}
+	if v, ok, err := store.Config(context.Background(), configSentOrder); err != nil {
+		return nil, wrapErr("read the sent mark", err)
+	} else if ok {
+		c.sentOrder, _ = strconv.ParseInt(v, 10, 64)
 	}
 	for _, name := range opts.Repositories {
 		c.addRepo(name)

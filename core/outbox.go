@@ -58,6 +58,21 @@ func (s *session) push() error {
 		s.c.metrics.add(func(m *Metrics) { m.EventsSent += cnt })
 		return nil
 	}
+	// Record, before anything is sent, that these events may reach the
+	// server: from then on a remote change never supersedes them.
+	var mark int64
+	for _, ev := range evs {
+		if _, ok := s.inflight[ev.Event.ID]; !ok && ev.Order > mark {
+			mark = ev.Order
+		}
+	}
+	if mark > s.c.sentOrder {
+		err := s.c.store.Write(s.ctx, &Batch{Config: map[string]string{configSentOrder: strconv.FormatInt(mark, 10)}})
+		if err != nil {
+			return wrapErr("record sent events", err)
+		}
+		s.c.sentOrder = mark
+	}
 	var tooBig []string
 	for _, ev := range evs {
 		if _, ok := s.inflight[ev.Event.ID]; ok {

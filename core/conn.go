@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -173,7 +174,7 @@ type session struct {
 	retryAttempts int
 	retryTimer    *time.Timer
 	retryC        <-chan time.Time
-	lastRecv      time.Time
+	lastRecv      atomic.Int64 // unix nanos of the last frame read, set by the reader
 	pingSent      time.Time
 	awaitingPong  bool
 }
@@ -240,6 +241,9 @@ func (s *session) read() {
 			s.wcancel()
 			return
 		}
+		// Any frame proves the socket alive, even one still queued
+		// behind a long store write.
+		s.lastRecv.Store(time.Now().UnixNano())
 		f := decodeFrame(b)
 		select {
 		case s.in <- f:
@@ -315,7 +319,7 @@ func (s *session) loop() (bool, error) {
 			}
 		case now := <-hb.C:
 			if s.awaitingPong {
-				if s.lastRecv.Before(s.pingSent) {
+				if s.lastRecv.Load() < s.pingSent.UnixNano() {
 					return s.authed, errors.New("lfsync: no answer to ping within " + c.opts.Heartbeat.Timeout.String())
 				}
 				s.awaitingPong = false
@@ -397,7 +401,6 @@ func (s *session) sendAuth() error {
 // handle processes one frame from the server.
 func (s *session) handle(f frame) error {
 	c := s.c
-	s.lastRecv = time.Now()
 	n := int64(f.size)
 	c.metrics.add(func(m *Metrics) { m.BytesReceived += n })
 	if f.err != nil {

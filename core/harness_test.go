@@ -7,6 +7,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"reflect"
 	"runtime"
@@ -883,6 +886,27 @@ func requireClean(t testing.TB, srv *servertest.Server, nodes []*node, repos ...
 		if errs := n.eventErrors(); len(errs) > 0 {
 			t.Fatalf("%s skipped remote events: %v", n.name, errs)
 		}
+	}
+}
+
+// restPost posts one event, given as raw JSON, through the server's REST
+// mirror (POST /api/events/{repo}) and fails the test unless it is stored.
+func restPost(t testing.TB, srv *servertest.Server, repo string, body string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, srv.URL()+"/api/events/"+url.PathEscape(repo), strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("failed to make a request: %v", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("failed to POST an event: %v", err)
+	}
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST /api/events/%s: %s: %s", repo, resp.Status, reply)
 	}
 }
 

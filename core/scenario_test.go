@@ -268,7 +268,7 @@ func TestScenarioCatchUpAfterOffline(t *testing.T) {
 	waitConverged(t, srv, nodes, repoTodos)
 
 	a.c().Stop()
-	const total = 2000
+	const total = 1000
 	want := make(replica)
 	for start := 0; start < total; start += 250 {
 		puts := make([]core.Put, 0, 250)
@@ -481,6 +481,12 @@ func testWeirdEvents(t *testing.T, strategy core.ConflictStrategy) {
 	for _, e := range weird {
 		injected = append(injected, e.ID)
 	}
+	// The README's spelling through the REST mirror: eventId, a named
+	// operation, epoch milliseconds, the id inside data.
+	readmeID := newEventID(t)
+	restPost(t, srv, repoTodos, fmt.Sprintf(`{"eventId":%q,"operation":"insert","createdAt":%d,"data":{"id":"rest-readme","title":"via REST"}}`,
+		readmeID, now.UnixMilli()))
+	injected = append(injected, readmeID)
 
 	// The stream keeps flowing both ways, and a write over the future
 	// document still syncs.
@@ -491,7 +497,7 @@ func testWeirdEvents(t *testing.T, strategy core.ConflictStrategy) {
 	waitConverged(t, srv, nodes, repoTodos)
 	for _, n := range nodes {
 		got := n.snapshot(repoTodos)
-		for _, id := range []string{"before", "after", "mismatch", "never-inserted", "values", "ünï cødé/../x?#%", "epoch", "meta0", "meta3"} {
+		for _, id := range []string{"before", "after", "mismatch", "never-inserted", "values", "ünï cødé/../x?#%", "epoch", "meta0", "meta3", "rest-readme"} {
 			if _, ok := got[id]; !ok {
 				t.Errorf("%s: document %q is missing", n.name, id)
 			}

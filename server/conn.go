@@ -35,7 +35,8 @@ type conn struct {
 	closing   atomic.Bool   // closeWith was called
 	authed    chan struct{} // closed on the first successful auth
 	authOnce  sync.Once
-	lastPong  atomic.Int64 // unix nanos of the last pong received
+	lastPong  atomic.Int64  // monotonic() of the last pong received
+	pongs     chan struct{} // signalled on each pong
 	limiter   *bucket
 
 	mu        sync.Mutex
@@ -49,6 +50,13 @@ type conn struct {
 
 var pingFrame = []byte(`{"type":"ping"}`)
 
+// epoch anchors monotonic.
+var epoch = time.Now()
+
+// monotonic returns nanoseconds on the monotonic clock, immune to wall-clock
+// jumps.
+func monotonic() int64 { return int64(time.Since(epoch)) }
+
 func (s *Server) newConn(ws *websocket.Conn, remote string) *conn {
 	ctx, cancel := context.WithCancel(s.ctx)
 	id := s.nextID.Add(1)
@@ -60,6 +68,7 @@ func (s *Server) newConn(ws *websocket.Conn, remote string) *conn {
 		replies: make(chan []byte, 16),
 		fanout:  make(chan []byte, s.cfg.SendQueue),
 		authed:  make(chan struct{}),
+		pongs:   make(chan struct{}, 1),
 		limiter: newBucket(s.cfg.RatePerSecond, s.cfg.RateBurst),
 		subs:    make(map[*broadcaster]struct{}),
 	}
@@ -155,18 +164,18 @@ func (c *conn) writeLoop() {
 }
 
 // heartbeat closes connections that do not authenticate in time, then pings
-// and closes connections that miss the pong deadline.
+// every PingInterval and closes connections that do not answer within
+// PongTimeout.
 func (c *conn) heartbeat() {
 	t := time.NewTimer(c.s.cfg.AuthTimeout)
+	defer t.Stop()
 	select {
 	case <-c.ctx.Done():
-		t.Stop()
 		return
 	case <-t.C:
 		c.closeWith(websocket.StatusPolicyViolation, "authentication timeout")
 		return
 	case <-c.authed:
-		t.Stop()
 	}
 	for {
 		t.Reset(c.s.cfg.PingInterval)
@@ -175,18 +184,25 @@ func (c *conn) heartbeat() {
 			return
 		case <-t.C:
 		}
-		sent := time.Now().UnixNano()
+		sent := monotonic()
 		c.reply(pingFrame)
 		t.Reset(c.s.cfg.PongTimeout)
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
+		for c.lastPong.Load() < sent {
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-c.pongs:
+			case <-t.C:
+				c.log.Info("closing connection: pong timeout")
+				c.closeWith(websocket.StatusPolicyViolation, "pong timeout")
+				return
+			}
 		}
-		if c.lastPong.Load() < sent {
-			c.log.Info("closing connection: pong timeout")
-			c.closeWith(websocket.StatusPolicyViolation, "pong timeout")
-			return
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
 		}
 	}
 }

@@ -15,7 +15,11 @@ func (c *conn) handle(m protocol.Message) {
 		c.send(protocol.Message{Type: protocol.TypePong})
 		return
 	case protocol.TypePong:
-		c.lastPong.Store(time.Now().UnixNano())
+		c.lastPong.Store(monotonic())
+		select {
+		case c.pongs <- struct{}{}:
+		default:
+		}
 		return
 	case protocol.TypeAuth:
 		c.handleAuth(m)

@@ -599,3 +599,39 @@ func TestPendingCountFollowsTheOutbox(t *testing.T) {
 		t.Fatalf("queue size %d", m.QueueSize)
 	}
 }
+
+func TestExpiredTokenIsRefreshedWithoutLosingWrites(t *testing.T) {
+	secret := []byte("test-secret-test-secret-test-secret")
+	srv := servertest.Start(t, servertest.WithJWTSecret(secret))
+	short, err := server.SignJWT(secret, everyone, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refreshed atomic.Int32
+	opts := fastOptions(srv.WSURL(), "todos")
+	opts.Token = short
+	opts.RefreshToken = func(context.Context) (string, error) {
+		refreshed.Add(1)
+		return server.SignJWT(secret, everyone, time.Hour)
+	}
+	store := core.NewMemoryStore()
+	c, err := core.NewClient(store, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	log := recordStatus(c)
+	c.Start()
+	waitSynced(t, c)
+	// Let the token expire (JWT times have one-second precision).
+	time.Sleep(2100 * time.Millisecond)
+	upsert(t, c.Repository("todos"), "1", `{"after":"expiry"}`)
+	waitSynced(t, c)
+	if refreshed.Load() == 0 || !log.has(core.StateUnauthorized) {
+		t.Fatalf("refresh calls %d, states %v: the expired token was not refreshed", refreshed.Load(), log.list())
+	}
+	events, _, err := srv.Store().Range(context.Background(), server.DefaultNamespace, "todos", 0, 10)
+	if err != nil || len(events) != 1 {
+		t.Fatalf("server holds %d events (%v), want the write made after expiry", len(events), err)
+	}
+}

@@ -85,15 +85,16 @@ func runConvergence(t *testing.T, strategy core.ConflictStrategy, seed int64) {
 		n := nodes[i]
 		id := fmt.Sprintf("d%d", rng.IntN(8))
 		switch r := rng.IntN(100); {
-		case r < 55:
-			fields := make(map[string]any)
-			for _, f := range convergenceFields {
-				if rng.IntN(2) == 0 {
-					fields[f] = rng.IntN(1000)
-				}
-			}
-			n.put(repoTodos, id, fields)
+		case r < 50:
+			n.put(repoTodos, id, randomFields(rng))
 			op = "upsert"
+		case r < 55:
+			docs := make(map[string]map[string]any)
+			for range 2 + rng.IntN(3) {
+				docs[fmt.Sprintf("d%d", rng.IntN(8))] = randomFields(rng)
+			}
+			n.putMany(repoTodos, docs)
+			op = "upsertMany"
 		case r < 67:
 			if err := n.tryDel(repoTodos, id); err != nil {
 				if core.Code(err) != core.CodeNotFound {
@@ -122,6 +123,9 @@ func runConvergence(t *testing.T, strategy core.ConflictStrategy, seed int64) {
 		case r < 87:
 			srv.Restart()
 			op = "server restart"
+		case r < 89:
+			srv.DropAcks(1)
+			op = "server drops an ack"
 		default:
 			// Let the network move.
 			time.Sleep(time.Duration(rng.IntN(4)) * time.Millisecond)
@@ -181,6 +185,18 @@ func runConvergence(t *testing.T, strategy core.ConflictStrategy, seed int64) {
 			}
 		}
 	}
+}
+
+// randomFields returns a random subset of convergenceFields with random
+// values.
+func randomFields(rng *rand.Rand) map[string]any {
+	fields := make(map[string]any)
+	for _, f := range convergenceFields {
+		if rng.IntN(2) == 0 {
+			fields[f] = rng.IntN(1000)
+		}
+	}
+	return fields
 }
 
 // TestConvergenceFieldMergeKeepsConcurrentFields edits different fields of

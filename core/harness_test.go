@@ -366,6 +366,35 @@ func (n *node) tryPut(repo, id string, fields map[string]any) (map[string]any, e
 	return out, nil
 }
 
+// putMany upserts several documents in one atomic UpsertMany, each with a
+// unique write token, and fails the test if the local write fails.
+func (n *node) putMany(repo string, docs map[string]map[string]any) {
+	n.t.Helper()
+	ids := make([]string, 0, len(docs))
+	for id := range docs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	puts := make([]core.Put, 0, len(docs))
+	for _, id := range ids {
+		doc := make(map[string]any, len(docs[id])+1)
+		for k, v := range docs[id] {
+			doc[k] = v
+		}
+		doc[writeToken] = fmt.Sprintf("%s-%d", n.name, n.tokens.Add(1))
+		b, err := json.Marshal(doc)
+		if err != nil {
+			n.t.Fatalf("marshal: %v", err)
+		}
+		puts = append(puts, core.Put{ID: id, Data: b})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), syncTimeout)
+	defer cancel()
+	if err := n.repo(repo).UpsertMany(ctx, puts); err != nil {
+		n.t.Fatalf("%s: UpsertMany(%s, %v): %v", n.name, repo, ids, err)
+	}
+}
+
 // del deletes a document and fails the test if the local write fails.
 func (n *node) del(repo, id string) {
 	n.t.Helper()

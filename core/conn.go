@@ -34,6 +34,7 @@ func (c *Client) run(ctx context.Context) {
 		now := time.Now().UTC()
 		if connected {
 			bo.reset()
+			authFailures = 0
 			c.metrics.disconnected(now)
 		}
 		c.mu.Lock()
@@ -46,13 +47,10 @@ func (c *Client) run(ctx context.Context) {
 		if errors.Is(err, ErrUnauthorized) || (errors.Is(err, errAuthTimeout) && c.opts.RefreshToken != nil) {
 			authFailures++
 			c.setState(StateUnauthorized, errText)
-			if !c.awaitCredentials(ctx, &bo, authFailures) {
+			if !c.awaitCredentials(ctx, authFailures) {
 				return
 			}
 			continue
-		}
-		if connected {
-			authFailures = 0
 		}
 		d, ok := bo.next()
 		if !ok {
@@ -75,7 +73,7 @@ func (c *Client) run(ctx context.Context) {
 // awaitCredentials waits, in state unauthorized, for credentials worth
 // trying: a token from RefreshToken, or an Update call. It returns false
 // when ctx ends.
-func (c *Client) awaitCredentials(ctx context.Context, bo *backoffState, failures int) bool {
+func (c *Client) awaitCredentials(ctx context.Context, failures int) bool {
 	if c.opts.RefreshToken == nil {
 		select {
 		case <-ctx.Done():
@@ -87,7 +85,9 @@ func (c *Client) awaitCredentials(ctx context.Context, bo *backoffState, failure
 	first := failures <= 1
 	for {
 		if !first {
-			d, _ := bo.next()
+			// Refresh attempts back off like reconnects, without a limit.
+			d := c.opts.Reconnect.Delay(failures, nil)
+			failures++
 			if d <= 0 {
 				d = time.Millisecond
 			}

@@ -781,9 +781,11 @@ func serverLog(t testing.TB, srv *servertest.Server, repo string) (events []prot
 		}
 	}
 	sort.Slice(events, func(i, j int) bool { return events[i].ServerSequence < events[j].ServerSequence })
-	for i := 1; i < len(events); i++ {
-		if events[i].ServerSequence == events[i-1].ServerSequence {
-			t.Errorf("server log of %s: events %s and %s share sequence %d", repo, events[i-1].ID, events[i].ID, events[i].ServerSequence)
+	// Sequences are 1, 2, 3…: none shared, none skipped.
+	for i, e := range events {
+		if e.ServerSequence != int64(i+1) {
+			t.Errorf("server log of %s: event %d of %d (%s) has sequence %d, want %d", repo, i+1, len(events), e.ID, e.ServerSequence, i+1)
+			break
 		}
 	}
 	return events, last
@@ -808,6 +810,7 @@ type tally struct {
 	Lost       int // events a client created and did not drop that the server lacks
 	Duplicates int // writes stored more than once (one write token in two events)
 	Phantoms   int // server events no client created (and the test did not inject)
+	Reordered  int // events the server sequenced before an earlier write of the same client
 	Unsettled  int // events still pending or failed
 	Superseded int // events dropped unsent because a remote change won (serverWins)
 	details    []string
@@ -821,12 +824,12 @@ func (a *tally) addf(kind *int, format string, args ...any) {
 }
 
 func (a tally) String() string {
-	return fmt.Sprintf("lost=%d duplicates=%d phantoms=%d unsettled=%d superseded=%d\n%s",
-		a.Lost, a.Duplicates, a.Phantoms, a.Unsettled, a.Superseded, strings.Join(a.details, "\n"))
+	return fmt.Sprintf("lost=%d duplicates=%d phantoms=%d unsettled=%d reordered=%d superseded=%d\n%s",
+		a.Lost, a.Duplicates, a.Phantoms, a.Unsettled, a.Reordered, a.Superseded, strings.Join(a.details, "\n"))
 }
 
 // ok reports whether nothing was lost, duplicated, invented or left behind.
-func (a tally) ok() bool { return a.Lost+a.Duplicates+a.Phantoms+a.Unsettled == 0 }
+func (a tally) ok() bool { return a.Lost+a.Duplicates+a.Phantoms+a.Unsettled+a.Reordered == 0 }
 
 // writeToken is the key of the unique token the tests put in every upserted
 // document, so a write stored under two event ids shows as a duplicate.
@@ -863,6 +866,8 @@ func audit(t testing.TB, srv *servertest.Server, repo string, nodes []*node, inj
 	}
 	for _, n := range nodes {
 		seenTokens := make(map[string]string)
+		var lastSeq int64
+		var lastID string
 		for _, oe := range n.store.created(repo) {
 			id := oe.Event.ID
 			created[id] = true
@@ -878,7 +883,14 @@ func audit(t testing.TB, srv *servertest.Server, repo string, nodes []*node, inj
 				}
 			}
 			fate := n.store.fate(id)
-			if _, ok := onServer[id]; ok {
+			if se, ok := onServer[id]; ok {
+				// A client's events are sequenced in the order it made them:
+				// no new write overtakes the queue.
+				if se.ServerSequence < lastSeq {
+					a.addf(&a.Reordered, "%s: event %s (%s %s) made after %s was sequenced before it (%d < %d)",
+						n.name, id, oe.Event.Operation, oe.Event.DataID, lastID, se.ServerSequence, lastSeq)
+				}
+				lastSeq, lastID = se.ServerSequence, id
 				if fate != "acked" && fate != "removed" {
 					a.addf(&a.Unsettled, "%s: event %s (%s %s) is on the server but %s locally", n.name, id, oe.Event.Operation, oe.Event.DataID, fate)
 				}

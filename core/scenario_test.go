@@ -569,13 +569,15 @@ type writers struct {
 	errs     []error
 	progress int
 	finished chan struct{}
+	halt     chan struct{} // closed to end the writers early
+	haltOnce sync.Once
 }
 
 // startWriters starts one goroutine per node making count writes to repo:
 // mostly upserts of the node's own documents and of shared ones, and
 // deletes of its own, with pause between writes.
 func startWriters(t testing.TB, nodes []*node, repo string, count int, pause time.Duration) *writers {
-	w := &writers{finished: make(chan struct{})}
+	w := &writers{finished: make(chan struct{}), halt: make(chan struct{})}
 	for i, n := range nodes {
 		w.wg.Add(1)
 		go func() {
@@ -583,6 +585,11 @@ func startWriters(t testing.TB, nodes []*node, repo string, count int, pause tim
 			rng := rand.New(rand.NewPCG(uint64(i), 42))
 			live := make(map[string]bool)
 			for k := range count {
+				select {
+				case <-w.halt:
+					return
+				default:
+				}
 				var err error
 				switch r := rng.IntN(10); {
 				case r < 2:
@@ -615,6 +622,16 @@ func startWriters(t testing.TB, nodes []*node, repo string, count int, pause tim
 	go func() { w.wg.Wait(); close(w.finished) }()
 	return w
 }
+
+// count returns the number of writes made so far.
+func (w *writers) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.progress
+}
+
+// stop ends the writers after their current write.
+func (w *writers) stop() { w.haltOnce.Do(func() { close(w.halt) }) }
 
 // done reports whether every writer finished.
 func (w *writers) done() bool {

@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
-	"reflect"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lfsync/lfsync/core"
+	"github.com/lfsync/lfsync/core/protocol"
 )
 
 // Randomized convergence: clients write, delete, disconnect and restart at
@@ -156,35 +156,107 @@ func runConvergence(t *testing.T, strategy core.ConflictStrategy, seed int64) {
 			}
 		}
 	case core.FieldMerge:
-		// Every field value comes from some write of that document.
-		values := make(map[string]map[string][]any) // doc → field → values written
-		for _, e := range log {
-			if e.Data == nil {
-				continue
-			}
-			m := decodeObject(t, e.Data)
-			if values[e.DataID] == nil {
-				values[e.DataID] = make(map[string][]any)
-			}
-			for k, v := range m {
-				values[e.DataID][k] = append(values[e.DataID][k], v)
-			}
+		want, ok := expectedFieldMerge(t, log)
+		if !ok {
+			t.Fatal("an event of the server's log carries no field stamps (_meta) although every client merges fields")
 		}
-		for id, doc := range nodes[0].snapshot(repoTodos) {
-			for k, v := range doc {
-				found := false
-				for _, w := range values[id][k] {
-					if reflect.DeepEqual(v, w) {
-						found = true
-						break
-					}
-				}
-				if !found {
-					t.Fatalf("%s.%s = %v was never written", id, k, v)
-				}
+		for _, n := range nodes {
+			if d := diffReplicas(want, n.snapshot(repoTodos)); d != "" {
+				t.Fatalf("%s: differs from the field-merge outcome of the server's log (want vs got):\n%s", n.name, d)
 			}
 		}
 	}
+}
+
+// logStamp orders writes as the engine documents: by creation time, then
+// by event id.
+type logStamp struct {
+	at time.Time
+	id string
+}
+
+func (s logStamp) after(o logStamp) bool {
+	if c := s.at.Compare(o.at); c != 0 {
+		return c > 0
+	}
+	return s.id > o.id
+}
+
+// expectedFieldMerge computes, independently of the engine, what fieldMerge
+// makes of a log whose events carry per-field stamps (_meta.fields, as the
+// engine writes them): each field keeps the value of the write with its
+// latest stamp (absent if that write removed it); a delete hides every field
+// stamped before it, and the document is gone when a delete is its latest
+// write. ok is false when an upsert carries no field stamps.
+func expectedFieldMerge(t testing.TB, log []protocol.Event) (want replica, ok bool) {
+	t.Helper()
+	type field struct {
+		stamp   logStamp
+		value   any
+		present bool
+	}
+	type doc struct {
+		fields  map[string]field
+		deleted logStamp // latest delete, zero if none
+		latest  logStamp
+	}
+	docs := make(map[string]*doc)
+	for _, e := range log {
+		d := docs[e.DataID]
+		if d == nil {
+			d = &doc{fields: make(map[string]field)}
+			docs[e.DataID] = d
+		}
+		s := logStamp{e.CreatedAt, e.ID}
+		if s.after(d.latest) {
+			d.latest = s
+		}
+		if e.Operation == protocol.OpDelete {
+			if s.after(d.deleted) {
+				d.deleted = s
+			}
+			continue
+		}
+		var meta struct {
+			Fields map[string]struct {
+				At string `json:"at"`
+				ID string `json:"id"`
+			} `json:"fields"`
+		}
+		if json.Unmarshal(e.Meta, &meta) != nil || meta.Fields == nil {
+			return nil, false
+		}
+		data := decodeObject(t, e.Data)
+		for k, ws := range meta.Fields {
+			if k == "id" {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, ws.At)
+			if err != nil {
+				t.Fatalf("event %s: field %s has an unreadable stamp %q", e.ID, k, ws.At)
+			}
+			fs := logStamp{at.UTC(), ws.ID}
+			if cur, seen := d.fields[k]; seen && !fs.after(cur.stamp) {
+				continue
+			}
+			v, present := data[k]
+			d.fields[k] = field{stamp: fs, value: v, present: present}
+		}
+	}
+	want = make(replica)
+	for id, d := range docs {
+		if !d.deleted.at.IsZero() && !d.latest.after(d.deleted) {
+			continue
+		}
+		obj := make(map[string]any)
+		for k, f := range d.fields {
+			if f.present && (d.deleted.at.IsZero() || f.stamp.after(d.deleted)) {
+				obj[k] = f.value
+			}
+		}
+		want[id] = obj
+	}
+	return want, true
 }
 
 // randomFields returns a random subset of convergenceFields with random

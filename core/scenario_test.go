@@ -70,6 +70,38 @@ func TestScenarioManyClientsConverge(t *testing.T) {
 	requireClean(t, srv, nodes, repoTodos)
 }
 
+// TestScenarioRepositoryAddedLater syncs two repositories, one of which a
+// client starts to sync only later through Client.Repository: it catches up
+// on what was written before and keeps the repositories apart.
+func TestScenarioRepositoryAddedLater(t *testing.T) {
+	t.Parallel()
+	const notes = "notes"
+	srv := startServer(t)
+	a := newNode(t, srv, "a", []string{repoTodos})
+	b := newNode(t, srv, "b", []string{repoTodos, notes})
+	nodes := []*node{a, b}
+	wantTodos, wantNotes := make(replica), make(replica)
+	for i := range 3 {
+		id := fmt.Sprintf("x%d", i) // the same ids in both repositories
+		wantNotes[id] = b.put(notes, id, map[string]any{"text": "note", "n": i})
+		wantTodos[id] = b.put(repoTodos, id, map[string]any{"title": "todo", "n": i})
+	}
+	waitConverged(t, srv, nodes, repoTodos)
+	requireReplica(t, a, repoTodos, wantTodos)
+
+	// a starts syncing notes now.
+	a.c().Repository(notes)
+	waitConverged(t, srv, nodes, repoTodos, notes)
+	requireReplica(t, a, notes, wantNotes)
+	wantNotes["from-a"] = a.put(notes, "from-a", map[string]any{"text": "a's note"})
+	a.del(notes, "x0")
+	delete(wantNotes, "x0")
+	waitConverged(t, srv, nodes, repoTodos, notes)
+	requireReplica(t, b, notes, wantNotes)
+	requireReplica(t, b, repoTodos, wantTodos)
+	requireClean(t, srv, nodes, repoTodos, notes)
+}
+
 // TestScenarioOfflineWritesFlushOnReconnect writes while the server is down:
 // the writes are readable at once, queue, and reach everyone once the
 // server is back.

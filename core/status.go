@@ -36,8 +36,9 @@ type SyncStatus struct {
 	LastError string    `json:"lastError,omitempty"`
 }
 
-// statusFeed holds the current status and delivers every change, in order,
-// to listeners on its own goroutine (never under an engine lock).
+// statusFeed holds the current status and delivers its changes, in order,
+// to listeners on its own goroutine (never under an engine lock); counter
+// changes queued behind each other are coalesced.
 type statusFeed struct {
 	mu        sync.Mutex
 	cur       SyncStatus
@@ -129,7 +130,13 @@ func (f *statusFeed) update(fn func(*SyncStatus)) {
 		return
 	}
 	f.cur = next
-	f.queue = append(f.queue, next)
+	// Changes of the counters alone (Pending, LastSync) replace a status
+	// still queued; every state and error change is delivered.
+	if n := len(f.queue); n > 0 && f.queue[n-1].State == next.State && f.queue[n-1].LastError == next.LastError {
+		f.queue[n-1] = next
+	} else {
+		f.queue = append(f.queue, next)
+	}
 	f.mu.Unlock()
 	f.signal()
 }

@@ -31,4 +31,4 @@ for f in web/*.html web/*.css web/*.js web/*.svg web/*.ico; do
 done
 
 echo "build: precompressing $dist"
-go run .ci/compress.go "$dist"
+./bin/lfsync precompress "$dist"

@@ -1,7 +1,8 @@
 // Command lfsync is the lfsync sync server.
 //
-//	lfsync serve [flags]   run the server (lfsync serve -h lists the flags)
-//	lfsync version         print the version
+//	lfsync serve [flags]        run the server (lfsync serve -h lists the flags)
+//	lfsync precompress DIR      write .gz and .br siblings of DIR's web assets
+//	lfsync version              print the version
 package main
 
 import (
@@ -30,6 +31,8 @@ func run(args []string) int {
 	switch args[0] {
 	case "serve":
 		return runServe(args[1:])
+	case "precompress":
+		return runPrecompress(args[1:])
 	case "version":
 		fmt.Println("lfsync", versionString())
 		return 0
@@ -72,6 +75,22 @@ func runServe(args []string) int {
 	return 0
 }
 
+func runPrecompress(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: lfsync precompress DIR")
+		return 2
+	}
+	files, err := serve.Precompress(args[0])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lfsync precompress:", err)
+		return 1
+	}
+	for _, f := range files {
+		fmt.Printf("%-24s raw %9d  gzip %9d  brotli %9d\n", f.Name, f.Raw, f.Gzip, f.Brotli)
+	}
+	return 0
+}
+
 func versionString() string {
 	if version != "" {
 		return version
@@ -84,7 +103,8 @@ func versionString() string {
 
 func usage() {
 	fmt.Fprint(os.Stderr, `usage:
-  lfsync serve [flags]   run the sync server (lfsync serve -h lists the flags)
-  lfsync version         print the version
+  lfsync serve [flags]     run the sync server (lfsync serve -h lists the flags)
+  lfsync precompress DIR   write .gz and .br siblings of DIR's web assets
+  lfsync version           print the version
 `)
 }

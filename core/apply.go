@@ -182,7 +182,7 @@ func (a *applier) serverWins(d Doc, exists bool, e protocol.Event) (Doc, bool, e
 	if e.ServerSequence > 0 && e.ServerSequence <= d.Sequence {
 		return d, false, nil
 	}
-	if err := a.supersede(e.DataID); err != nil {
+	if err := a.supersede(e.DataID, "superseded by a remote change (serverWins)"); err != nil {
 		return d, false, err
 	}
 	return applyServerOrder(d, exists, e)
@@ -192,7 +192,7 @@ func (a *applier) serverWins(d Doc, exists bool, e protocol.Event) (Doc, bool, e
 // sent (in any session: Order above the persisted sent mark) failed: a
 // remote change sequenced first replaces them. Events that may have reached
 // the server are left to the server's order.
-func (a *applier) supersede(id string) error {
+func (a *applier) supersede(id, reason string) error {
 	if a.pending == nil {
 		p, err := a.c.store.Pending(a.ctx, 0)
 		if err != nil {
@@ -211,7 +211,7 @@ func (a *applier) supersede(id string) error {
 			failed.Status = StatusFailed
 			a.outbox[ev.Event.ID] = &failed
 			a.batch.Statuses = append(a.batch.Statuses, StatusUpdate{
-				EventID: ev.Event.ID, Status: StatusFailed, Error: "superseded by a remote change (serverWins)",
+				EventID: ev.Event.ID, Status: StatusFailed, Error: reason,
 			})
 		}
 	}
@@ -236,8 +236,15 @@ func (a *applier) clientWins(d Doc, exists bool, e protocol.Event) (Doc, bool, e
 }
 
 // custom: a remote change to a document with a pending local change goes
-// through Options.Resolve, whose result is written as a new local change;
-// otherwise last-write-wins.
+// through Options.Resolve; otherwise last-write-wins. The merge becomes a new
+// local change only when no existing write already carries it: a merge equal
+// to the remote document whose stamp is later adopts the remote (and
+// supersedes the never-sent local changes it includes); a merge equal to the
+// local document whose stamp is later keeps the local change as it is. Every
+// other merge is written as a new local change stamped after both sides, so
+// that last-write-wins elsewhere picks the merged content. Without this,
+// replicas that each hold a pending merge would answer each other's merges
+// with new ones forever.
 func (a *applier) custom(d Doc, exists bool, e protocol.Event) (Doc, bool, error) {
 	if exists && d.Version.EventID == e.ID {
 		return d, false, nil
@@ -273,6 +280,29 @@ func (a *applier) custom(d Doc, exists bool, e protocol.Event) (Doc, bool, error
 		if obj, err = decodeObject(merged); err != nil {
 			return d, false, errorf(ErrConflict, "lfsync: resolve of "+a.repo+"/"+e.DataID+" returned "+err.Error())
 		}
+	}
+	result := content{deleted: del, obj: obj}
+	remoteLater := stampOf(e).Compare(d.Version) > 0
+	switch {
+	case remoteLater && result.equal(remoteContent(e)):
+		// The remote change already holds the merge and wins everywhere by
+		// its stamp: apply it; local changes it includes need not be sent.
+		if err := a.supersede(e.DataID, "superseded by a remote change that includes it (custom)"); err != nil {
+			return d, false, err
+		}
+		next, err := overwrite(e.DataID, e)
+		if err != nil {
+			return d, false, err
+		}
+		if d.Sequence > next.Sequence {
+			next.Sequence = d.Sequence
+		}
+		return next, true, nil
+	case !remoteLater && result.equal(docContent(d)):
+		// The pending local change already holds the merge and wins
+		// everywhere by its stamp.
+		n, ch := bumpSequence(d, e.ServerSequence)
+		return n, ch, nil
 	}
 	base := d
 	base.Version = maxStamp(d.Version, stampOf(e))

@@ -3,7 +3,10 @@ package core
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"math/big"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -354,4 +357,153 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// content is a document's content for comparisons: deleted, or the JSON
+// object without its "id".
+type content struct {
+	deleted bool
+	obj     object
+	bad     bool // unreadable: equal to nothing
+}
+
+// docContent returns a stored document's content.
+func docContent(d Doc) content {
+	if d.Deleted {
+		return content{deleted: true}
+	}
+	o, err := decodeObject(d.Data)
+	if err != nil {
+		return content{bad: true}
+	}
+	return content{obj: o}
+}
+
+// remoteContent returns the content an event writes.
+func remoteContent(e protocol.Event) content {
+	if e.Operation == protocol.OpDelete {
+		return content{deleted: true}
+	}
+	o, err := decodeObject(e.Data)
+	if err != nil {
+		return content{bad: true}
+	}
+	return content{obj: o}
+}
+
+// equal reports whether two contents are the same JSON: key order,
+// whitespace and number spelling (1, 1.0, 1e0) do not matter; "id" is
+// ignored.
+func (c content) equal(o content) bool {
+	if c.bad || o.bad || c.deleted != o.deleted {
+		return false
+	}
+	if c.deleted {
+		return true
+	}
+	n := 0
+	for k, v := range c.obj {
+		if k == "id" {
+			continue
+		}
+		n++
+		w, ok := o.obj[k]
+		if !ok || !sameJSON(v, w) {
+			return false
+		}
+	}
+	for k := range o.obj {
+		if k != "id" {
+			n--
+		}
+	}
+	return n == 0
+}
+
+// sameJSON reports whether two JSON values are semantically equal.
+func sameJSON(a, b json.RawMessage) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	va, ok := decodeJSON(a)
+	if !ok {
+		return false
+	}
+	vb, ok := decodeJSON(b)
+	if !ok {
+		return false
+	}
+	return equalValues(va, vb)
+}
+
+// decodeJSON decodes one JSON value, keeping numbers exact.
+func decodeJSON(data []byte) (any, bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false
+	}
+	return v, true
+}
+
+// equalValues compares decoded JSON values; numbers compare exactly by
+// value.
+func equalValues(a, b any) bool {
+	switch x := a.(type) {
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			w, ok := y[k]
+			if !ok || !equalValues(v, w) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !equalValues(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case json.Number:
+		y, ok := b.(json.Number)
+		if !ok {
+			return false
+		}
+		if x == y {
+			return true
+		}
+		if !smallExponent(x) || !smallExponent(y) {
+			return false
+		}
+		rx, okx := new(big.Rat).SetString(string(x))
+		ry, oky := new(big.Rat).SetString(string(y))
+		return okx && oky && rx.Cmp(ry) == 0
+	default:
+		// string, bool, nil
+		return a == b
+	}
+}
+
+// smallExponent reports whether a JSON number's exponent is small enough to
+// compare it exactly without a huge allocation.
+func smallExponent(n json.Number) bool {
+	i := strings.IndexAny(string(n), "eE")
+	if i < 0 {
+		return true
+	}
+	exp, err := strconv.Atoi(string(n)[i+1:])
+	return err == nil && exp >= -1000 && exp <= 1000
 }

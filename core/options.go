@@ -25,12 +25,15 @@ const (
 	// edits of different fields both survive.
 	FieldMerge ConflictStrategy = "fieldMerge"
 	// Custom calls Options.Resolve for a remote change to a document with a
-	// pending local change and writes the result as a new local change.
+	// pending local change and writes the result as a new local change,
+	// unless the winning side (by stamp) already holds it.
 	Custom ConflictStrategy = "custom"
 )
 
 // ResolveFunc merges a local document with a remote one; either is nil when
 // that side deleted the document. Returning nil (or JSON null) deletes it.
+// Replicas settle when it is deterministic, commutative, associative and
+// idempotent.
 type ResolveFunc func(local, remote json.RawMessage) (json.RawMessage, error)
 
 // Heartbeat configures the client's pings: one every Interval, and a socket

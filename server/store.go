@@ -34,12 +34,15 @@ type Store interface {
 	// one Appended per input event, in input order. Events whose id the
 	// repository already holds are not stored again. New events get
 	// serverSequences that are strictly increasing, in input order, with no
-	// gap and no duplicate, even under concurrent Appends. Append returns
-	// only once the events are durable.
+	// gap and no duplicate, even under concurrent Appends. A re-pushed
+	// event keeps the content first stored. CreatedAt is kept to the
+	// millisecond. Append returns only once the events are durable, and an
+	// error means nothing of the batch was stored.
 	Append(ctx context.Context, ns, repo string, events []protocol.Event) ([]Appended, error)
 	// Latest returns, among events with serverSequence > after, the latest
 	// event of each document, ascending by serverSequence, at most limit;
-	// more reports whether further such events remain.
+	// more reports whether further such events remain. A limit below 1 is
+	// an error in every read that takes one.
 	Latest(ctx context.Context, ns, repo string, after int64, limit int) (events []protocol.Event, more bool, err error)
 	// LatestSince is Latest with a creation-time cursor: events created
 	// after since.

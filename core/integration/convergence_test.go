@@ -1,6 +1,4 @@
-//go:build !js
-
-package core_test
+package integration_test
 
 import (
 	"encoding/json"
@@ -105,7 +103,7 @@ func resolveMax(local, remote json.RawMessage) (json.RawMessage, error) {
 var convergenceFields = []string{"a", "b", "c", "d"}
 
 func runConvergence(t *testing.T, strategy core.ConflictStrategy, seed int64) {
-	t.Logf("replay: go test -race -count=1 ./core/ -run '^%s$' -seed %d", t.Name(), seed)
+	t.Logf("replay: go test -race -count=1 ./core/integration/ -run '^%s$' -seed %d", t.Name(), seed)
 	h := fnv.New64a()
 	h.Write([]byte(strategy))
 	rng := rand.New(rand.NewPCG(uint64(seed), h.Sum64()))

@@ -1,6 +1,4 @@
-//go:build !js
-
-package core_test
+package integration_test
 
 import (
 	"context"

@@ -1,6 +1,4 @@
-//go:build !js
-
-package core_test
+package integration_test
 
 // These tests drive the client against a scripted WebSocket peer, for the
 // protocol situations the real server never produces: malformed events,

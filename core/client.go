@@ -110,10 +110,33 @@ func NewClient(store Store, opts Options) (*Client, error) {
 		return nil, wrapErr("count pending events", err)
 	}
 	c.status.cur.Pending = n
+	if err := c.loadAcked(); err != nil {
+		return nil, err
+	}
 	c.watch = newWatchHub(c)
 	go c.status.run()
 	go c.watch.run()
 	return c, nil
+}
+
+// loadAcked loads the acked events earlier sessions left in the outbox into
+// ackedIDs, so that they are pruned like this session's, and removes at once
+// the oldest beyond the pruneAfter most recent.
+func (c *Client) loadAcked() error {
+	ctx := context.Background()
+	ids, err := c.store.Acked(ctx, 0)
+	if err != nil {
+		return wrapErr("read acked events", err)
+	}
+	if len(ids) > pruneAfter {
+		prune := ids[:len(ids)-pruneAfter]
+		if err := c.store.Write(ctx, &Batch{Remove: prune}); err != nil {
+			return wrapErr("prune acked events", err)
+		}
+		ids = append([]string(nil), ids[len(prune):]...)
+	}
+	c.ackedIDs = ids
+	return nil
 }
 
 // loadClientID returns the client id persisted in the store, generating and

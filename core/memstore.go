@@ -239,6 +239,29 @@ func (s *MemoryStore) PendingCount(ctx context.Context) (int, error) {
 	return s.outbox.pending, nil
 }
 
+// Acked returns the ids of up to limit acked outbox events by Order; limit
+// <= 0 means all.
+func (s *MemoryStore) Acked(ctx context.Context, limit int) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil, ErrClosed
+	}
+	out := []string{}
+	for _, ent := range s.outbox.entries { // entries are kept by Order
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		if !ent.removed && ent.ev.Status == StatusOK {
+			out = append(out, ent.ev.Event.ID)
+		}
+	}
+	return out, nil
+}
+
 // Outbox returns one outbox event by event id.
 func (s *MemoryStore) Outbox(ctx context.Context, eventID string) (OutboxEvent, bool, error) {
 	if err := ctx.Err(); err != nil {

@@ -112,6 +112,9 @@ type Store interface {
 	Pending(ctx context.Context, limit int) ([]OutboxEvent, error)
 	// PendingCount counts pending outbox events.
 	PendingCount(ctx context.Context) (int, error)
+	// Acked returns the ids of up to limit acked (StatusOK) outbox events,
+	// oldest (lowest Order) first; limit <= 0 means all.
+	Acked(ctx context.Context, limit int) ([]string, error)
 	// Outbox returns one outbox event by event id.
 	Outbox(ctx context.Context, eventID string) (OutboxEvent, bool, error)
 	// Cursor returns a repository's pull cursor, 0 if never set.

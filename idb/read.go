@@ -21,6 +21,12 @@ var (
 	pendingRange = keyRange(pendingLower, pendingUpper)
 )
 
+// The status_order key range of acked events, by order.
+var ackedRange = keyRange(
+	js.ValueOf([]any{int(core.StatusOK), js.Global().Get("Number").Get("NEGATIVE_INFINITY")}),
+	js.ValueOf([]any{int(core.StatusOK), jsInf}),
+)
+
 // get runs one request, made by issue on store name, in a readonly
 // transaction and returns its result.
 func (s *Store) get(ctx context.Context, op, name string, issue func(store *goidb.ObjectStore) (*goidb.Request, error)) (js.Value, error) {
@@ -186,6 +192,31 @@ func (s *Store) PendingCount(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	return v.Int(), nil
+}
+
+// Acked returns the ids of up to limit acked outbox events by Order (all
+// when limit <= 0): the primary keys of the status_order index's acked range.
+func (s *Store) Acked(ctx context.Context, limit int) ([]string, error) {
+	v, err := s.getAll(ctx, "read acked outbox ids", storeOutbox, func(st js.Value) js.Value {
+		idx := st.Call("index", indexStatusOrder)
+		if limit > 0 {
+			return idx.Call("getAllKeys", ackedRange, limit)
+		}
+		return idx.Call("getAllKeys", ackedRange)
+	})
+	if err != nil {
+		return nil, err
+	}
+	n := v.Length()
+	ids := make([]string, n)
+	for i := range n {
+		k := v.Index(i)
+		if k.Type() != js.TypeString {
+			return nil, failed("decode outbox", errors.New("an outbox key is not a string"))
+		}
+		ids[i] = k.String()
+	}
+	return ids, nil
 }
 
 // Outbox returns one outbox event by event id.

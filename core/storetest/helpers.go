@@ -97,6 +97,15 @@ func mustPendingCount(t testing.TB, s core.Store) int {
 	return n
 }
 
+func mustAcked(t testing.TB, s core.Store, limit int) []string {
+	t.Helper()
+	ids, err := s.Acked(context.Background(), limit)
+	if err != nil {
+		t.Fatalf("Acked(%d): %v", limit, err)
+	}
+	return ids
+}
+
 func mustOutbox(t testing.TB, s core.Store, id string) core.OutboxEvent {
 	t.Helper()
 	e, ok, err := s.Outbox(context.Background(), id)

@@ -21,6 +21,7 @@ func calls(ctx context.Context, s core.Store) map[string]error {
 	_, errs["Docs"] = s.Docs(ctx, "todos")
 	_, errs["Pending"] = s.Pending(ctx, 0)
 	_, errs["PendingCount"] = s.PendingCount(ctx)
+	_, errs["Acked"] = s.Acked(ctx, 0)
 	_, _, errs["Outbox"] = s.Outbox(ctx, "e1")
 	_, errs["Cursor"] = s.Cursor(ctx, "todos")
 	_, _, errs["Config"] = s.Config(ctx, "clientId")

@@ -14,6 +14,8 @@
 //   - A status update never moves a StatusOK event, sets Error to the
 //     update's Error, and ignores ids the outbox does not hold.
 //   - Pending returns StatusPending events only (not failed ones).
+//   - Acked returns StatusOK events only (not pending or failed ones), by
+//     Order, not by id or insertion batch.
 //   - Docs of an unknown repository is empty, not an error.
 //   - A cancelled context makes every method but Close return the context's
 //     error; after Close every method but Close returns core.ErrClosed, and
@@ -56,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"Statuses", testStatuses},
 		{"AckBeforeStatus", testAckBeforeStatus},
 		{"Remove", testRemove},
+		{"Acked", testAcked},
 		{"Cursors", testCursors},
 		{"Config", testConfig},
 		{"Copies", testCopies},
@@ -514,5 +517,68 @@ func testRemove(t *testing.T, s core.Store) {
 	mustWrite(t, s, &core.Batch{Events: []core.OutboxEvent{event("todos", "e10", "a")}})
 	if e := mustOutbox(t, s, "e10"); e.Order <= last {
 		t.Fatalf("Outbox(e10) = %s after emptying the outbox, want an Order above %d", showOutbox(e), last)
+	}
+}
+
+func testAcked(t *testing.T, s core.Store) {
+	if got := mustAcked(t, s, 0); len(got) != 0 {
+		t.Fatalf("Acked of an empty outbox = %q, want none", got)
+	}
+	// Ids run against Order (z9 is oldest) so that sorting by id is wrong.
+	var b core.Batch
+	for i := 9; i >= 0; i-- {
+		b.Events = append(b.Events, event("todos", "z"+strconv.Itoa(i), "a"))
+	}
+	mustWrite(t, s, &b)
+	mustWrite(t, s, &core.Batch{Events: []core.OutboxEvent{event("notes", "a0", "n")}})
+	// Acked in an order unlike Order; z5 fails, z4 and z0 stay pending.
+	mustWrite(t, s, &core.Batch{Statuses: []core.StatusUpdate{
+		{EventID: "a0", Status: core.StatusOK},
+		{EventID: "z1", Status: core.StatusOK},
+		{EventID: "z8", Status: core.StatusOK},
+		{EventID: "z5", Status: core.StatusFailed, Error: "rejected"},
+		{EventID: "z9", Status: core.StatusOK},
+		{EventID: "z3", Status: core.StatusOK},
+	}})
+	mustWrite(t, s, &core.Batch{Statuses: []core.StatusUpdate{
+		{EventID: "z6", Status: core.StatusOK},
+		{EventID: "z7", Status: core.StatusOK},
+		{EventID: "z2", Status: core.StatusOK},
+		{EventID: "z8", Status: core.StatusPending}, // ignored: acked is final
+	}})
+	// Removed acked events are gone.
+	mustWrite(t, s, &core.Batch{Remove: []string{"z7", "z3"}})
+	all := []string{"z9", "z8", "z6", "z2", "z1", "a0"}
+	for _, tt := range []struct {
+		limit int
+		want  []string
+	}{
+		{1, all[:1]},
+		{4, all[:4]},
+		{6, all},
+		{100, all},
+		{0, all},
+		{-1, all},
+	} {
+		if got := mustAcked(t, s, tt.limit); !equalStrings(got, tt.want) {
+			t.Fatalf("Acked(%d) = %q, want %q", tt.limit, got, tt.want)
+		}
+	}
+	if got := eventIDs(mustPending(t, s, 0)); !equalStrings(got, []string{"z4", "z0"}) {
+		t.Fatalf("Pending = %q, want [z4 z0]", got)
+	}
+
+	// Acked in the batch that adds them, after older acked events: by Order.
+	mustWrite(t, s, &core.Batch{
+		Events:   []core.OutboxEvent{event("todos", "b1", "a"), event("todos", "b0", "a")},
+		Statuses: []core.StatusUpdate{{EventID: "b0", Status: core.StatusOK}, {EventID: "b1", Status: core.StatusOK}, {EventID: "z0", Status: core.StatusOK}},
+	})
+	want := []string{"z9", "z8", "z6", "z2", "z1", "z0", "a0", "b1", "b0"}
+	if got := mustAcked(t, s, 0); !equalStrings(got, want) {
+		t.Fatalf("Acked(0) = %q, want %q", got, want)
+	}
+	mustWrite(t, s, &core.Batch{Remove: want})
+	if got := mustAcked(t, s, 0); len(got) != 0 {
+		t.Fatalf("Acked after removing every acked event = %q, want none", got)
 	}
 }

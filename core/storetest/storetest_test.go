@@ -84,6 +84,13 @@ func (h *handle) PendingCount(ctx context.Context) (int, error) {
 	return h.MemoryStore.PendingCount(ctx)
 }
 
+func (h *handle) Acked(ctx context.Context, limit int) ([]string, error) {
+	if h.isClosed() {
+		return nil, core.ErrClosed
+	}
+	return h.MemoryStore.Acked(ctx, limit)
+}
+
 func (h *handle) Outbox(ctx context.Context, id string) (core.OutboxEvent, bool, error) {
 	if h.isClosed() {
 		return core.OutboxEvent{}, false, core.ErrClosed

@@ -11,7 +11,8 @@
 //     primary key serves as the index by repository.
 //   - outbox: key the event id, value an object {id, order, status, error,
 //     repo, event} whose event field is the event as one JSON string; the
-//     index status_order on [status, order] lists pending events in push order.
+//     index status_order on [status, order] lists pending events in push order (Pending,
+//     PendingCount) and acked ones oldest first (Acked, for pruning).
 //   - cursors: key the repository, value the pull cursor (a number).
 //   - config: key and value strings.
 //   - meta: the outbox order counter, so Order keeps increasing across

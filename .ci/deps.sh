@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests need when it is missing: Chromium (apt), the
-# wasm browser test runner (Go module proxy) and TypeScript (npm).
+# Installs what the tests need when it is missing: Chromium and PostgreSQL
+# (apt), the wasm browser test runner (Go module proxy) and TypeScript (npm).
 # Under CI=true a component that cannot be installed is an error; on a
 # laptop it is a warning and the tests that need it skip.
 set -euo pipefail
@@ -32,6 +32,18 @@ chromium_path() {
 if ! chromium_path >/dev/null; then
 	echo "deps: installing Chromium through apt"
 	apt_install chromium fonts-liberation || fail "Chromium is missing and could not be installed"
+fi
+
+# The PostgreSQL tests start a throwaway cluster with initdb and pg_ctl
+# (server/postgres/pgtest); they need the server binaries, not a running
+# service.
+postgres_bin() {
+	command -v initdb >/dev/null && return 0
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
+}
+if ! postgres_bin; then
+	echo "deps: installing PostgreSQL through apt"
+	apt_install postgresql || fail "PostgreSQL is missing and could not be installed"
 fi
 
 mkdir -p bin

@@ -53,6 +53,9 @@ type Config struct {
 	// subscribers when the Store implements Watcher (notifications may be
 	// lost); default 5s.
 	WatchPoll time.Duration
+	// Node names this server node among several sharing one Store; it is
+	// reported by /api/health and /metrics (label node). Optional.
+	Node string
 	// Logger receives structured logs; default slog.Default().
 	Logger *slog.Logger
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lfsync/lfsync/core/protocol"
@@ -20,6 +21,9 @@ type hub struct {
 	metrics  *metrics
 	pageSize int
 	maxSend  int
+
+	// shared is set when the store is shared with other nodes (a Watcher).
+	shared atomic.Bool
 
 	mu    sync.Mutex
 	repos map[repoKey]*broadcaster
@@ -125,11 +129,47 @@ func (h *hub) subscribe(ctx context.Context, c *conn, ns, repo string) (*broadca
 	if err != nil {
 		return nil, err
 	}
+	if h.shared.Load() {
+		b.refresh(ctx)
+	}
 	b.mu.Lock()
 	b.subs[c] = struct{}{}
 	b.mu.Unlock()
 	c.addSub(b)
 	return b, nil
+}
+
+// refresh moves an idle broadcaster (no subscriber, not running) of a shared
+// store to the log's current end before its first subscriber joins. While
+// idle it learns of other nodes' appends only from notifications, which may
+// be lost; without this, the next kick would send the new subscriber every
+// event since the last notification, events its own catch-up (which starts
+// after subscribing) already covers.
+func (b *broadcaster) refresh(ctx context.Context) {
+	b.mu.Lock()
+	idle := len(b.subs) == 0 && !b.running
+	b.mu.Unlock()
+	if !idle {
+		return
+	}
+	last, err := b.h.store.LastSequence(ctx, b.key.ns, b.key.repo)
+	if err != nil {
+		return // the stale position only costs duplicates, which clients drop
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.subs) > 0 || b.running || last <= b.lastSent {
+		return
+	}
+	b.lastSent = last
+	if last > b.target {
+		b.target = last
+	}
+	for id, po := range b.origins {
+		if po.seq != 0 && po.seq <= b.lastSent {
+			delete(b.origins, id)
+		}
+	}
 }
 
 func (b *broadcaster) unsubscribe(c *conn) {
@@ -313,6 +353,7 @@ func (b *broadcaster) run() {
 			if n > 0 {
 				events = events[:n]
 			} else {
+				b.h.metrics.gapSkips.Add(1)
 				b.h.log.Warn("fan-out skips a gap in the log", "namespace", b.key.ns, "repository", b.key.repo, "missing", after+1, "next", events[0].ServerSequence)
 			}
 		}
@@ -434,6 +475,7 @@ func (h *hub) watch(w Watcher, poll time.Duration) {
 				ch = nil
 				continue
 			}
+			h.metrics.advances.Add(1)
 			if b := h.lookup(adv.Namespace, adv.Repository); b != nil {
 				b.kick(adv.Sequence)
 			}

@@ -24,6 +24,8 @@ type metrics struct {
 	framesIn     atomic.Int64
 	framesOut    atomic.Int64
 	overflows    atomic.Int64 // connections dropped for a full send queue
+	advances     atomic.Int64 // store notifications of appends (any node)
+	gapSkips     atomic.Int64 // sequences fan-out gave up waiting for
 
 	mu     sync.Mutex
 	errors map[protocol.Code]int64
@@ -71,9 +73,12 @@ func (h *histogram) observe(d time.Duration) {
 	h.count++
 }
 
-func (m *metrics) write(w io.Writer) {
+func (m *metrics) write(w io.Writer, node string) {
 	counter := func(name, help string, v int64) {
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	if node != "" {
+		fmt.Fprintf(w, "# HELP lfsync_node_info The name of this server node (--node).\n# TYPE lfsync_node_info gauge\nlfsync_node_info{node=%q} 1\n", node)
 	}
 	fmt.Fprintf(w, "# HELP lfsync_connections Live WebSocket connections.\n# TYPE lfsync_connections gauge\nlfsync_connections %d\n", m.connections.Load())
 	counter("lfsync_connections_accepted_total", "WebSocket connections accepted.", m.accepted.Load())
@@ -84,6 +89,8 @@ func (m *metrics) write(w io.Writer) {
 	counter("lfsync_frames_in_total", "WebSocket frames received.", m.framesIn.Load())
 	counter("lfsync_frames_out_total", "WebSocket frames sent.", m.framesOut.Load())
 	counter("lfsync_send_queue_overflows_total", "Connections dropped because their send queue overflowed.", m.overflows.Load())
+	counter("lfsync_store_advances_total", "Notifications from a shared store that a repository's log grew (appends of any node).", m.advances.Load())
+	counter("lfsync_fanout_gap_skips_total", "Sequences live fan-out stopped waiting for (clients catch up on their next request).", m.gapSkips.Load())
 
 	m.mu.Lock()
 	codes := make([]string, 0, len(m.errors))
@@ -112,5 +119,5 @@ func (m *metrics) write(w io.Writer) {
 
 func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	s.metrics.write(w)
+	s.metrics.write(w, s.cfg.Node)
 }

@@ -96,10 +96,18 @@ func (s *Server) restHealth(w http.ResponseWriter, r *http.Request) {
 	closing := s.closing
 	s.mu.Unlock()
 	if closing {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "shutting_down"})
+		body := map[string]any{"status": "shutting_down"}
+		if s.cfg.Node != "" {
+			body["node"] = s.cfg.Node
+		}
+		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "connections": s.Connections()})
+	body := map[string]any{"status": "ok", "connections": s.Connections()}
+	if s.cfg.Node != "" {
+		body["node"] = s.cfg.Node
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) restRepositories(w http.ResponseWriter, r *http.Request) {

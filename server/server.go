@@ -56,6 +56,7 @@ func New(cfg Config) (*Server, error) {
 	s.restLimit = newRESTLimiter(cfg.RatePerSecond, cfg.RateBurst)
 	s.hub = newHub(ctx, cfg.Store, cfg.Logger, s.metrics, cfg.MaxPage, cfg.MaxSendBytes)
 	if w, ok := cfg.Store.(Watcher); ok {
+		s.hub.shared.Store(true)
 		go s.hub.watch(w, cfg.WatchPoll)
 	}
 	if IsOpen(cfg.Verifier) {

@@ -21,9 +21,11 @@ import (
 // every append is announced to every node, and some announcements are lost.
 type sharedStore struct {
 	*sqlite.Store
-	n    atomic.Int64
-	mu   sync.Mutex
-	subs []chan server.Advance
+	n        atomic.Int64
+	lossless bool        // lose no notification unless muted (set before use)
+	mute     atomic.Bool // lose every notification
+	mu       sync.Mutex
+	subs     []chan server.Advance
 }
 
 func (s *sharedStore) Append(ctx context.Context, ns, repo string, events []protocol.Event) ([]server.Appended, error) {
@@ -35,7 +37,7 @@ func (s *sharedStore) Append(ctx context.Context, ns, repo string, events []prot
 	for _, r := range res {
 		max = r.Sequence
 	}
-	if s.n.Add(1)%3 == 0 {
+	if (s.n.Add(1)%3 == 0 && !s.lossless) || s.mute.Load() {
 		return res, nil // lost notification
 	}
 	s.mu.Lock()
@@ -192,4 +194,75 @@ func TestFanOutWaitsForAHiddenSequence(t *testing.T) {
 	if ls.hidden.Load() == 0 {
 		t.Fatal("the sequence was never hidden; the test did not test anything")
 	}
+}
+
+// TestWatcherNewSubscriberGetsOnlyNewEvents: a node that lost every
+// notification while its repository had no subscriber does not replay the
+// missed events to the next subscriber as live fan-out (its catch-up has
+// them); it sends only what is appended after.
+func TestWatcherNewSubscriberGetsOnlyNewEvents(t *testing.T) {
+	t.Parallel()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "shared.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	shared := &sharedStore{Store: st, lossless: true}
+	node := func() (*server.Server, string) {
+		// A long poll: only notifications and the subscription itself
+		// move node B's broadcaster.
+		srv, err := server.New(server.Config{Store: shared, Verifier: server.OpenVerifier(), WatchPoll: time.Hour, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(srv)
+		t.Cleanup(func() {
+			srv.Shutdown(context.Background())
+			hs.Close()
+		})
+		return srv, "ws" + strings.TrimPrefix(hs.URL, "http") + "/sync"
+	}
+	_, a := node()
+	srvB, b := node()
+
+	w := dialURL(t, a, nil)
+	w.auth("w")
+	w.push("todos", ev("first", nil))
+
+	// A subscriber on B makes B's broadcaster, then leaves.
+	r1 := dialURL(t, b, nil)
+	r1.auth("r1")
+	r1.request("todos", 0, 10)
+	r1.ws.CloseNow()
+	for srvB.Connections() != 0 {
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// Node B hears of none of these.
+	shared.mute.Store(true)
+	for i := range 20 {
+		w.push("todos", ev(fmt.Sprint("missed-", i), nil))
+	}
+	shared.mute.Store(false)
+
+	r2 := dialURL(t, b, nil)
+	r2.auth("r2")
+	got, done := r2.request("todos", 0, 100)
+	if len(got) != 21 || done.LastSequence != 21 {
+		t.Fatalf("catch-up: %d events up to %d, want 21 up to 21", len(got), done.LastSequence)
+	}
+	// The next notification reaches B: r2 gets exactly the new event.
+	w.push("todos", ev("new", nil))
+	m := r2.expect(protocol.TypeEvents)
+	if len(m.Events) != 1 || m.Events[0].ServerSequence != 22 {
+		t.Fatalf("live fan-out after catch-up sent sequences %v, want [22]", seqs(m.Events))
+	}
+}
+
+func seqs(events []protocol.Event) []int64 {
+	out := make([]int64, len(events))
+	for i, e := range events {
+		out[i] = e.ServerSequence
+	}
+	return out
 }

@@ -86,7 +86,7 @@ func Code(err error) string {
 		return CodeUnauthorized
 	case errors.Is(err, ErrForbidden):
 		return CodeForbidden
-	case errors.Is(err, ErrConflict):
+	case errors.Is(err, ErrConflict), errors.Is(err, ErrStale):
 		return CodeConflict
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return CodeClosed

@@ -26,6 +26,7 @@ type MemoryStore struct {
 type memRepo struct {
 	docs map[string]Doc
 	ids  []string // sorted
+	gen  uint64   // the repository's generation (see Store.Generation)
 }
 
 // memOutbox holds outbox events in insertion order, which is Order order.
@@ -75,12 +76,29 @@ func (s *MemoryStore) Write(ctx context.Context, b *Batch) error {
 	if s.closed {
 		return ErrClosed
 	}
+	for repo, want := range b.Expect {
+		var gen uint64
+		if r := s.repos[repo]; r != nil {
+			gen = r.gen
+		}
+		if gen != want {
+			return &StaleError{Repo: repo, Want: want, Have: gen}
+		}
+	}
 	var grown map[*memRepo]bool
+	var bumped map[*memRepo]bool // repositories whose generation advanced
 	for _, w := range docs {
 		r := s.repos[w.Repo]
 		if r == nil {
 			r = &memRepo{docs: make(map[string]Doc)}
 			s.repos[w.Repo] = r
+		}
+		if !bumped[r] {
+			if bumped == nil {
+				bumped = make(map[*memRepo]bool, 1)
+			}
+			bumped[r] = true
+			r.gen++
 		}
 		if _, ok := r.docs[w.Doc.ID]; !ok {
 			r.ids = append(r.ids, w.Doc.ID)
@@ -304,6 +322,23 @@ func (s *MemoryStore) Config(ctx context.Context, key string) (string, bool, err
 	}
 	v, ok := s.config[key]
 	return v, ok, nil
+}
+
+// Generation returns a repository's generation: how many writes put
+// documents of it.
+func (s *MemoryStore) Generation(ctx context.Context, repo string) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	if r := s.repos[repo]; r != nil {
+		return r.gen, nil
+	}
+	return 0, nil
 }
 
 // Close drops the store's contents; later calls fail with ErrClosed. Closing

@@ -30,7 +30,8 @@ func memBatchErr(kind string, i int, msg string) error {
 //     unknown status;
 //   - a status update has no event id or an unknown status;
 //   - a cursor has no repository or is negative;
-//   - a config key is empty.
+//   - a config key is empty;
+//   - a precondition (Expect) has no repository.
 //
 // Removing or updating an id the outbox does not hold is not an error. A nil
 // batch is valid and writes nothing. The error wraps ErrInvalidBatch.
@@ -82,8 +83,28 @@ func ValidateBatch(b *Batch) error {
 			return &invalidBatchError{msg: "config: key is missing"}
 		}
 	}
+	for repo := range b.Expect {
+		if repo == "" {
+			return &invalidBatchError{msg: "expect: repository is missing"}
+		}
+	}
 	return nil
 }
+
+// StaleError is the error of a Write whose precondition failed: Repo's
+// generation was Have, not Want. It matches ErrStale.
+type StaleError struct {
+	Repo       string
+	Want, Have uint64
+}
+
+func (e *StaleError) Error() string {
+	return ErrStale.Error() + ": repository " + strconv.Quote(e.Repo) + " is at generation " +
+		strconv.FormatUint(e.Have, 10) + ", the batch expects " + strconv.FormatUint(e.Want, 10)
+}
+
+// Unwrap returns ErrStale.
+func (e *StaleError) Unwrap() error { return ErrStale }
 
 func memValidStatus(s Status) bool {
 	return s == StatusPending || s == StatusOK || s == StatusFailed

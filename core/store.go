@@ -88,12 +88,39 @@ type Batch struct {
 	Cursors map[string]int64
 	// Config sets configuration keys.
 	Config map[string]string
+	// Expect is the batch's precondition: the generation (see
+	// Store.Generation) each repository named must have when the batch is
+	// applied. On any mismatch the whole batch fails with ErrStale and
+	// nothing of it is stored. Writers that read documents and write what
+	// they computed from them set it, so that a write computed from a read
+	// that another writer (another tab) overtook is detected and redone.
+	Expect map[string]uint64
 }
 
-// Empty reports whether the batch writes nothing.
+// Empty reports whether the batch writes nothing. An empty batch may still
+// carry a precondition, which Write checks.
 func (b *Batch) Empty() bool {
 	return len(b.Docs) == 0 && len(b.Events) == 0 && len(b.Statuses) == 0 &&
 		len(b.Remove) == 0 && len(b.Cursors) == 0 && len(b.Config) == 0
+}
+
+// NextGenerations returns the generation of each repository named in
+// b.Expect after b was written successfully: one more than expected when
+// b puts documents of the repository, as expected otherwise.
+func (b *Batch) NextGenerations() map[string]uint64 {
+	if len(b.Expect) == 0 {
+		return nil
+	}
+	next := make(map[string]uint64, len(b.Expect))
+	for repo, gen := range b.Expect {
+		next[repo] = gen
+	}
+	for _, w := range b.Docs {
+		if gen, ok := b.Expect[w.Repo]; ok {
+			next[w.Repo] = gen + 1
+		}
+	}
+	return next
 }
 
 // Store is the engine's local persistence: documents, the outbox, pull
@@ -121,6 +148,11 @@ type Store interface {
 	Cursor(ctx context.Context, repo string) (int64, error)
 	// Config returns a configuration value.
 	Config(ctx context.Context, key string) (string, bool, error)
+	// Generation returns a repository's generation: 0 until documents of it
+	// are first written, then advanced by exactly one by every Write that
+	// puts documents of it (however many), whichever handle of the store
+	// (tab) wrote. Batch.Expect checks it inside the atomic write.
+	Generation(ctx context.Context, repo string) (uint64, error)
 	// Close releases the store; later calls fail with ErrClosed.
 	Close() error
 }
@@ -132,4 +164,8 @@ var (
 	// ErrQuotaExceeded is returned when the storage quota is full; nothing
 	// of the failed write was stored.
 	ErrQuotaExceeded = errors.New("lfsync: storage quota exceeded")
+	// ErrStale is returned by Write when a repository's generation is not
+	// the one Batch.Expect names: another writer changed its documents since
+	// they were read. Nothing of the batch was stored.
+	ErrStale = errors.New("lfsync: the batch was computed from a stale read")
 )

@@ -16,7 +16,11 @@
 //   - cursors: key the repository, value the pull cursor (a number).
 //   - config: key and value strings.
 //   - meta: the outbox order counter, so Order keeps increasing across
-//     removals, reopenings and tabs.
+//     removals, reopenings and tabs; and each repository's generation
+//     (key "generation:"+repo), advanced in the transaction of every write
+//     that puts documents of it and checked there against Batch.Expect, so
+//     a tab's write computed from a read another tab overtook fails with
+//     core.ErrStale instead of overwriting.
 //
 // Every Write is one readwrite transaction; concurrent Writes are committed
 // together in one transaction (group commit), and a failed group is retried

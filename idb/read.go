@@ -256,3 +256,15 @@ func (s *Store) Config(ctx context.Context, key string) (string, bool, error) {
 	}
 	return v.String(), true, nil
 }
+
+// Generation returns a repository's generation, 0 if documents of it were
+// never written.
+func (s *Store) Generation(ctx context.Context, repo string) (uint64, error) {
+	v, err := s.get(ctx, "read generation", storeMeta, func(st *goidb.ObjectStore) (*goidb.Request, error) {
+		return st.Get(js.ValueOf(metaGeneration + repo))
+	})
+	if err != nil || v.Type() != js.TypeNumber {
+		return 0, err
+	}
+	return uint64(v.Float()), nil
+}

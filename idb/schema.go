@@ -21,6 +21,9 @@ const (
 
 	// metaOrder is the meta key of the last outbox Order assigned.
 	metaOrder = "outboxOrder"
+	// metaGeneration prefixes a repository's name to form the meta key of
+	// its generation (core.Store.Generation); absent means 0.
+	metaGeneration = "generation:"
 
 	// storeScratch is created and deleted inside an upgrade to reach its
 	// versionchange transaction; it never outlives the upgrade.

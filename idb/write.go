@@ -22,7 +22,7 @@ func writeScope(group []*pendingWrite) js.Value {
 		p := w.p
 		docs = docs || len(p.docs) > 0
 		outbox = outbox || len(p.events) > 0 || len(p.statuses) > 0 || len(p.remove) > 0
-		meta = meta || len(p.events) > 0
+		meta = meta || len(p.events) > 0 || len(p.docs) > 0 || len(p.expect) > 0
 		cursors = cursors || len(p.cursors) > 0
 		config = config || len(p.config) > 0
 	}
@@ -43,8 +43,9 @@ func writeScope(group []*pendingWrite) js.Value {
 
 // pendingWrite is a batch waiting for the writer, and where its result goes.
 type pendingWrite struct {
-	p    *prepared
-	done chan error // buffered: the writer never blocks on a caller
+	p     *prepared
+	done  chan error // buffered: the writer never blocks on a caller
+	stale error      // set by apply when the precondition failed: nothing of p was written
 }
 
 // prepared is a batch with every value encoded, ready to be issued back to
@@ -56,6 +57,8 @@ type prepared struct {
 	remove   []string
 	cursors  map[string]int64
 	config   map[string]string
+	expect   map[string]uint64
+	repos    []string // repositories whose documents p puts, each once
 }
 
 type preparedDoc struct{ repo, id, json string }
@@ -121,11 +124,15 @@ func prepare(b *core.Batch) (*prepared, error) {
 		remove:   b.Remove,
 		cursors:  b.Cursors,
 		config:   b.Config,
+		expect:   b.Expect,
 	}
 	start := 0
 	for i, w := range b.Docs {
 		p.docs[i] = preparedDoc{repo: w.Repo, id: w.Doc.ID, json: text[start:docEnds[i]]}
 		start = docEnds[i]
+		if !slices.Contains(p.repos, w.Repo) {
+			p.repos = append(p.repos, w.Repo)
+		}
 	}
 	for i, e := range b.Events {
 		p.events[i] = preparedEvent{id: e.Event.ID, repo: e.Repo, json: text[start:evEnds[i]], err: e.Error, status: e.Status}
@@ -146,7 +153,7 @@ func (s *Store) Write(ctx context.Context, b *core.Batch) error {
 	if err := core.ValidateBatch(b); err != nil {
 		return err
 	}
-	if b == nil || b.Empty() {
+	if b == nil || b.Empty() && len(b.Expect) == 0 {
 		_, err := s.conn()
 		return err
 	}
@@ -215,14 +222,23 @@ func (s *Store) commitQueued() bool {
 	err := s.commit(group)
 	if err == nil || len(group) == 1 || errors.Is(err, core.ErrClosed) {
 		for _, w := range group {
-			w.done <- err
+			w.deliver(err)
 		}
 		return true
 	}
 	for _, w := range group {
-		w.done <- s.commit([]*pendingWrite{w})
+		w.deliver(s.commit([]*pendingWrite{w}))
 	}
 	return true
+}
+
+// deliver hands the write its result: the transaction's, or ErrStale when
+// its precondition failed inside a transaction that committed the others.
+func (w *pendingWrite) deliver(err error) {
+	if err == nil && w.stale != nil {
+		err = w.stale
+	}
+	w.done <- err
 }
 
 // commit writes the batches of group in one transaction.
@@ -274,6 +290,13 @@ func (s *Store) commit(group []*pendingWrite) error {
 	return failed("write batch", err)
 }
 
+// generation is a repository's generation while a group is applied.
+type generation struct {
+	repo        string
+	req         js.Value // the get request of phase one
+	stored, cur uint64
+}
+
 // outboxEntry is the state of one outbox record while a group is applied.
 type outboxEntry struct {
 	id      string
@@ -290,18 +313,32 @@ type outboxEntry struct {
 }
 
 // apply issues the requests of group on tx. Phase one reads the outbox
-// records that events and status updates refer to, and the order counter,
+// records that events and status updates refer to, the order counter and
+// the generation of every repository whose documents are put or expected,
 // back to back, then waits for the last of them (the transaction stays
 // active while its requests run, and this goroutine resumes inside the
-// success event). Phase two applies the batches in order to those records in
-// Go and issues every write back to back. Nothing else is awaited in between.
+// success event). Phase two checks each batch's precondition against the
+// generations the batches before it leave (a stale batch is skipped whole
+// and gets ErrStale), applies the others in order to those records in Go and
+// issues every write back to back, generations included. Nothing else is
+// awaited in between.
 func apply(tx js.Value, group []*pendingWrite) error {
 	var (
 		entries   []*outboxEntry
 		byID      map[string]*outboxEntry
 		needOrder bool
 		needRead  bool
+		gens      []*generation
 	)
+	gen := func(repo string) {
+		for _, g := range gens {
+			if g.repo == repo {
+				return
+			}
+		}
+		gens = append(gens, &generation{repo: repo})
+		needRead = true
+	}
 	entry := func(id string, read bool) *outboxEntry {
 		e := byID[id]
 		if e == nil {
@@ -319,6 +356,13 @@ func apply(tx js.Value, group []*pendingWrite) error {
 		return e
 	}
 	for _, w := range group {
+		w.stale = nil
+		for _, repo := range w.p.repos {
+			gen(repo)
+		}
+		for repo := range w.p.expect {
+			gen(repo)
+		}
 		for i := range w.p.events {
 			entry(w.p.events[i].id, true)
 			needOrder = true
@@ -345,10 +389,16 @@ func apply(tx js.Value, group []*pendingWrite) error {
 			}
 		}
 		var orderReq js.Value
-		if needOrder {
+		if needOrder || len(gens) > 0 {
 			meta = tx.Call("objectStore", storeMeta)
+		}
+		if needOrder {
 			orderReq = meta.Call("get", metaOrder)
 			last = orderReq
+		}
+		for _, g := range gens {
+			g.req = meta.Call("get", metaGeneration+g.repo)
+			last = g.req
 		}
 		// Requests complete in order: when the last succeeds, all did.
 		w := listen(last, "success", "error")
@@ -376,10 +426,43 @@ func apply(tx js.Value, group []*pendingWrite) error {
 			}
 			storedOrder = order
 		}
+		for _, g := range gens {
+			if v := g.req.Get("result"); v.Type() == js.TypeNumber {
+				g.stored = uint64(v.Float())
+			}
+			g.cur = g.stored
+		}
+	}
+
+	// Check each batch's precondition against the generations the batches
+	// before it leave; a stale batch is skipped whole.
+	find := func(repo string) *generation {
+		for _, g := range gens {
+			if g.repo == repo {
+				return g
+			}
+		}
+		return nil
+	}
+	for _, w := range group {
+		for repo, want := range w.p.expect {
+			if g := find(repo); g.cur != want {
+				w.stale = &core.StaleError{Repo: repo, Want: want, Have: g.cur}
+				break
+			}
+		}
+		if w.stale == nil {
+			for _, repo := range w.p.repos {
+				find(repo).cur++
+			}
+		}
 	}
 
 	// Apply the batches in order, as if committed one after the other.
 	for _, w := range group {
+		if w.stale != nil {
+			continue
+		}
 		for i := range w.p.events {
 			ev := &w.p.events[i]
 			e := byID[ev.id]
@@ -406,6 +489,9 @@ func apply(tx js.Value, group []*pendingWrite) error {
 	// Phase two: every write, back to back.
 	var docs js.Value
 	for _, w := range group {
+		if w.stale != nil {
+			continue
+		}
 		for i := range w.p.docs {
 			d := &w.p.docs[i]
 			if docs.IsUndefined() {
@@ -436,8 +522,16 @@ func apply(tx js.Value, group []*pendingWrite) error {
 	if order != storedOrder {
 		meta.Call("put", order, metaOrder)
 	}
+	for _, g := range gens {
+		if g.cur != g.stored {
+			meta.Call("put", g.cur, metaGeneration+g.repo)
+		}
+	}
 	var cursors, config js.Value
 	for _, w := range group {
+		if w.stale != nil {
+			continue
+		}
 		for repo, seq := range w.p.cursors {
 			if cursors.IsUndefined() {
 				cursors = tx.Call("objectStore", storeCursors)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,7 +15,8 @@ import (
 
 var nameSeq atomic.Int64
 
-// RunPersistent runs Run and then the reopen suite against a store that
+// RunPersistent runs Run, the shared cases on two handles opened under one
+// name (see RunShared), and then the reopen suite against a store that
 // persists. open(t, name) opens the store called name; opening a name again
 // after Close must see everything written before. The suite passes a new name
 // to every subtest, unique within the process ("storetest-1",
@@ -24,6 +26,22 @@ var nameSeq atomic.Int64
 func RunPersistent(t *testing.T, open func(t *testing.T, name string) core.Store) {
 	t.Run("Store", func(t *testing.T) {
 		Run(t, func(t *testing.T) core.Store { return open(t, newName()) })
+	})
+	// Two handles: the store opened twice under one name, as two tabs do.
+	var mu sync.Mutex
+	names := map[core.Store]string{}
+	RunShared(t, func(t *testing.T) core.Store {
+		name := newName()
+		s := open(t, name)
+		mu.Lock()
+		names[s] = name
+		mu.Unlock()
+		return s
+	}, func(t *testing.T, s core.Store) core.Store {
+		mu.Lock()
+		name := names[s]
+		mu.Unlock()
+		return open(t, name)
 	})
 	tests := []struct {
 		name string

@@ -22,6 +22,9 @@
 //     closing again returns nil or core.ErrClosed.
 //   - Stored values are copies: changing a slice or map given to Write or
 //     returned by a read does not change the store.
+//   - Generations and preconditions follow the rules in generation.go, on
+//     one handle and on two handles of one store (RunShared, and
+//     RunPersistent with a second open of the same name).
 package storetest
 
 import (
@@ -66,6 +69,8 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"CancelledContext", testCancelledContext},
 		{"Close", testClose},
+		{"Generations", testGenerations},
+		{"StaleWritesNothing", testStaleWritesNothing},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +79,9 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 			tt.fn(t, s)
 		})
 	}
+	// Without a second handle, the shared cases run on one: concurrent
+	// writers through one handle must obey the same rules.
+	RunShared(t, open, func(_ *testing.T, s core.Store) core.Store { return s })
 }
 
 func testEmpty(t *testing.T, s core.Store) {

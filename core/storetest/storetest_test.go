@@ -111,3 +111,10 @@ func (h *handle) Config(ctx context.Context, key string) (string, bool, error) {
 	}
 	return h.MemoryStore.Config(ctx, key)
 }
+
+func (h *handle) Generation(ctx context.Context, repo string) (uint64, error) {
+	if h.isClosed() {
+		return 0, core.ErrClosed
+	}
+	return h.MemoryStore.Generation(ctx, repo)
+}

@@ -18,7 +18,8 @@ import (
 type client struct {
 	core  *core.Client
 	store *idb.Store
-	tabs  *tabs
+	lead  *leadership // which tab's engine connects
+	tabs  *tabs       // lead's channel to the other tabs
 	obj   js.Value
 
 	mu      sync.Mutex
@@ -30,8 +31,9 @@ type client struct {
 }
 
 // createClient is __lfsync.createClient(optionsJSON, hooks?):
-// it opens the IndexedDB database, creates the engine client, starts it
-// unless options.autoStart is false, and resolves with the client object.
+// it opens the IndexedDB database, creates the engine client, joins the
+// database's leader election unless options.autoStart is false (the leader
+// tab's engine connects), and resolves with the client object.
 func createClient(_ js.Value, args []js.Value) any {
 	return promise(func() (any, error) {
 		raw, err := stringArg(args, 0, "options")
@@ -52,18 +54,11 @@ func createClient(_ js.Value, args []js.Value) any {
 			return nil, wrap("failed to create client", err)
 		}
 		c := &client{core: cc, store: store, repos: map[string]js.Value{}, cancels: map[int]func(){}}
+		c.lead = newLeadership(cc, database, opts.URL != "")
+		c.tabs = c.lead.tabs
 		c.obj = c.bind()
-		c.tabs = openTabs(database, func(repo string) {
-			// Off the event loop: invalidating may read the store.
-			go call(func() (any, error) {
-				if c.check() == nil {
-					c.core.Invalidate(repo)
-				}
-				return nil, nil
-			})
-		})
 		if autoStart {
-			cc.Start()
+			c.lead.start()
 		}
 		return c.obj, nil
 	})
@@ -81,7 +76,7 @@ func (c *client) bind() js.Value {
 			if err := c.check(); err != nil {
 				return nil, err
 			}
-			c.core.Start()
+			c.lead.start()
 			return nil, nil
 		})
 	})
@@ -90,13 +85,13 @@ func (c *client) bind() js.Value {
 			if err := c.check(); err != nil {
 				return nil, err
 			}
-			c.core.Stop()
+			c.lead.stop()
 			return nil, nil
 		})
 	})
 	c.method(obj, "close", func([]js.Value) any { return promise(c.close) })
 	c.method(obj, "status", func([]js.Value) any {
-		return immediate(func() (any, error) { return statusJSON(c.core.Status()), nil })
+		return immediate(func() (any, error) { return c.lead.status(), nil })
 	})
 	c.method(obj, "metrics", func([]js.Value) any {
 		return immediate(func() (any, error) { return metricsJSON(c.core.Metrics()), nil })
@@ -148,7 +143,7 @@ func (c *client) bind() js.Value {
 			if err := c.check(); err != nil {
 				return nil, err
 			}
-			return nil, c.core.WaitSynced(ctx)
+			return nil, c.lead.waitSynced(ctx)
 		})
 	})
 	return obj
@@ -191,7 +186,7 @@ func (c *client) close() (any, error) {
 			cancel()
 		}
 	}
-	c.tabs.close()
+	c.lead.close()
 	err := c.core.Close()
 	if serr := c.store.Close(); err == nil && serr != nil {
 		err = wrap("failed to close IndexedDB database", serr)
@@ -218,7 +213,7 @@ func (c *client) onStatus(args []js.Value) any {
 		if err != nil {
 			return nil, err
 		}
-		cancel := c.core.OnStatus(func(s core.SyncStatus) { invoke(cb, statusJSON(s)) })
+		cancel := c.lead.onStatus(id, cb)
 		if !c.set(id, cancel) {
 			cancel()
 		}
@@ -292,10 +287,19 @@ type statusDTO struct {
 	LastError string     `json:"lastError,omitempty"`
 }
 
-// statusJSON renders a status for JavaScript.
-func statusJSON(s core.SyncStatus) string {
-	b, _ := json.Marshal(statusDTO{State: s.State, Pending: s.Pending, LastSync: isoTime(s.LastSync), LastError: s.LastError})
-	return string(b)
+// toDTO converts an engine status.
+func toDTO(s core.SyncStatus) statusDTO {
+	return statusDTO{State: s.State, Pending: s.Pending, LastSync: isoTime(s.LastSync), LastError: s.LastError}
+}
+
+// tabStatusDTO is the status client.status() and onStatus give: the
+// connection state of the leader (see leadership.statusLocked), whether
+// this client leads, and how many clients of the database are open in the
+// origin's tabs, this one included.
+type tabStatusDTO struct {
+	statusDTO
+	Leader bool `json:"leader"`
+	Tabs   int  `json:"tabs"`
 }
 
 // metricsDTO is core.Metrics as JavaScript sees it: durations in

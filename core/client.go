@@ -50,6 +50,10 @@ type Client struct {
 	// docGen counts document writes made outside an applier's catch-up
 	// cache (local writes, acks, other tabs); guarded by applyMu.
 	docGen uint64
+	// gens holds the store generation (Store.Generation) of each
+	// repository as this client last wrote or read it; absent when unknown
+	// (never read, or another writer may have moved it). Guarded by applyMu.
+	gens map[string]uint64
 
 	// applyMu serialises read-modify-writes of documents: local writes,
 	// remote applies and acks.
@@ -81,6 +85,7 @@ func NewClient(store Store, opts Options) (*Client, error) {
 		token:       opts.Token,
 		headers:     opts.Headers,
 		repos:       make(map[string]*Repository),
+		gens:        make(map[string]uint64),
 		changed:     make(chan struct{}),
 		status:      newStatusFeed(),
 		pushWake:    make(chan struct{}, 1),
@@ -117,6 +122,30 @@ func NewClient(store Store, opts Options) (*Client, error) {
 	go c.status.run()
 	go c.watch.run()
 	return c, nil
+}
+
+// reloadOutboxState re-reads, at the start of a session, what other clients
+// of the same store (tabs that led before this one) may have moved since
+// NewClient: the sent mark and the acked events. Cursors are read per
+// session already.
+func (c *Client) reloadOutboxState(ctx context.Context) error {
+	v, ok, err := c.store.Config(ctx, configSentOrder)
+	if err != nil {
+		return wrapErr("read the sent mark", err)
+	}
+	if ok {
+		if n, perr := strconv.ParseInt(v, 10, 64); perr == nil && n > c.sentOrder {
+			c.sentOrder = n
+		}
+	}
+	ids, err := c.store.Acked(ctx, 0)
+	if err != nil {
+		return wrapErr("read acked events", err)
+	}
+	c.applyMu.Lock()
+	c.ackedIDs = ids
+	c.applyMu.Unlock()
+	return nil
 }
 
 // loadAcked loads the acked events earlier sessions left in the outbox into
@@ -276,6 +305,19 @@ func (c *Client) OnStatus(fn func(SyncStatus)) (cancel func()) {
 	return c.status.subscribe(fn)
 }
 
+// OnChange calls fn(repo) after this client's own store writes changed
+// repo's documents or outbox events: local writes, remote events applied,
+// acks and failures. Calls are on a goroutine of the client, never under an
+// engine lock, and coalesced per burst; changes reported by Invalidate are
+// not repeated. Other clients of the same store (other tabs) should be told,
+// to call Invalidate(repo). cancel stops the calls.
+func (c *Client) OnChange(fn func(repo string)) (cancel func()) {
+	if fn == nil {
+		return func() {}
+	}
+	return c.watch.addChange(fn)
+}
+
 // Metrics returns the engine's counters.
 func (c *Client) Metrics() Metrics { return c.metrics.snapshot(c.status.get().Pending) }
 
@@ -314,12 +356,22 @@ func (c *Client) credentials() (string, map[string]string) {
 }
 
 // Invalidate tells the client that its store changed behind its back (for
-// example another browser tab wrote to the shared store): the pending count
-// is recounted before it returns, watchers of repo re-run (every
-// repository when repo is "") and new outbox events are pushed.
+// example another browser tab, with its own Client on the same database,
+// wrote to it): documents cached for repo (every repository when repo is
+// "") are dropped, the pending count is recounted from the store before it
+// returns (it counts every tab's events), watchers of repo re-run, and, on
+// a started client, outbox events other tabs appended are pushed.
+// Forgetting to call it never loses or corrupts a write (each write is
+// checked against the store's generations); it only delays what this client
+// shows and pushes.
 func (c *Client) Invalidate(repo string) {
 	c.applyMu.Lock()
 	c.docGen++
+	if repo == "" {
+		clear(c.gens)
+	} else {
+		delete(c.gens, repo)
+	}
 	c.applyMu.Unlock()
 	c.watch.recount(context.Background())
 	if repo == "" {

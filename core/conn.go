@@ -438,9 +438,15 @@ func (s *session) handle(f frame) error {
 	return nil
 }
 
-// startSync begins catching up every repository after auth_success.
+// startSync begins catching up every repository after auth_success. What
+// other clients of the store (tabs that led before) moved is reloaded first:
+// the sent mark and acked events here, cursors in syncRepos, pending events
+// by push.
 func (s *session) startSync() error {
 	s.ready = false
+	if err := s.c.reloadOutboxState(s.ctx); err != nil {
+		return err
+	}
 	return s.syncRepos()
 }
 
@@ -549,8 +555,7 @@ func (s *session) onEvents(m protocol.Message, bad []badEvent) error {
 		return nil // not a repository this client syncs
 	}
 	c := s.c
-	n, err := c.applyRemote(s.ctx, rs, m.Events, bad, s.isInflight)
-	if err != nil {
+	if _, err := c.applyRemote(s.ctx, rs, m.Events, bad, s.isInflight); err != nil {
 		return err
 	}
 	if rs.requesting {
@@ -570,9 +575,6 @@ func (s *session) onEvents(m protocol.Message, bad []badEvent) error {
 	c.metrics.add(func(mt *Metrics) { mt.EventsReceived += total })
 	if err := s.send(protocol.Message{Type: protocol.TypeEventsReceived, Repository: rs.name, Count: len(m.Events) + len(bad)}); err != nil {
 		return err
-	}
-	if n > 0 {
-		c.watch.touch(rs.name)
 	}
 	c.markSynced()
 	if !rs.requesting && rs.track.gap() {

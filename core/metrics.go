@@ -16,6 +16,10 @@ type Metrics struct {
 	// FailedSends counts events the server rejected (marked failed) and
 	// pushes that had to be retried.
 	FailedSends int64 `json:"failedSends"`
+	// StaleWrites counts store writes refused with ErrStale (another client
+	// of the same store, such as another tab, wrote the repository since it
+	// was read) and recomputed.
+	StaleWrites int64 `json:"staleWrites"`
 	// QueueSize is the number of pending outbox events.
 	QueueSize int `json:"queueSize"`
 	// AvgReconnect is the mean time from losing a connection to the next

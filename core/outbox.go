@@ -272,19 +272,32 @@ func (s *session) onAck(m protocol.Message) error {
 
 // applyAck writes acked statuses, advances cursors over the acked events'
 // sequences (extension) and, under server order, applies this client's own
-// events in their place in that order.
+// events in their place in that order (guarded like remote applies, and
+// recomputed when another client of the store overtook the read).
 func (c *Client) applyAck(s *session, byRepo map[string][]string, seqs map[string]int64) error {
+	for attempt := 1; ; attempt++ {
+		err := c.applyAckOnce(s, byRepo, seqs)
+		if !errors.Is(err, ErrStale) {
+			return err
+		}
+		if attempt == staleAttempts {
+			return staleErr("mark acked events synced", err)
+		}
+		if err := staleWait(s.ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// applyAckOnce is one attempt of applyAck, under applyMu.
+func (c *Client) applyAckOnce(s *session, byRepo map[string][]string, seqs map[string]int64) error {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
 	b := &Batch{}
 	touched := make(map[string]bool)
-	settled := 0 // pending events this write settles
 	for repo, ids := range byRepo {
 		for _, id := range ids {
 			b.Statuses = append(b.Statuses, StatusUpdate{EventID: id, Status: StatusOK})
-			if s.isInflight(id) {
-				settled++
-			}
 		}
 		rs := s.repos[repo]
 		if rs == nil || len(seqs) == 0 {
@@ -301,15 +314,22 @@ func (c *Client) applyAck(s *session, byRepo map[string][]string, seqs map[strin
 			if c.opts.Conflict != ServerWins && c.opts.Conflict != ClientWins {
 				continue
 			}
+			if a == nil {
+				// The documents read below must still be current when the
+				// batch is written.
+				gen, err := c.generationOf(s.ctx, repo)
+				if err != nil {
+					return err
+				}
+				c.expect(b, repo, gen)
+				a = newApplier(c, s.ctx, repo, s.isInflight)
+			}
 			ev, found, err := c.store.Outbox(s.ctx, id)
 			if err != nil {
 				return wrapErr("read outbox event "+id, err)
 			}
 			if !found {
 				continue
-			}
-			if a == nil {
-				a = newApplier(c, s.ctx, repo, s.isInflight)
 			}
 			e := ev.Event
 			e.ServerSequence = seq
@@ -324,8 +344,9 @@ func (c *Client) applyAck(s *session, byRepo map[string][]string, seqs map[strin
 			}
 			b.Docs = append(b.Docs, ab.Docs...)
 			b.Statuses = append(b.Statuses, ab.Statuses...)
-			settled += len(ab.Statuses) // superseded events
 		}
+		// Cursors only move forward: the tracker is idempotent, so a
+		// recomputed attempt adds the same sequences again harmlessly.
 		if cur := rs.track.add(repoSeqs...); cur != rs.persisted {
 			if b.Cursors == nil {
 				b.Cursors = make(map[string]int64)
@@ -333,24 +354,31 @@ func (c *Client) applyAck(s *session, byRepo map[string][]string, seqs map[strin
 			b.Cursors[repo] = cur
 		}
 	}
+	acked := append([]string(nil), c.ackedIDs...)
 	for _, ids := range byRepo {
-		s.c.ackedIDs = append(s.c.ackedIDs, ids...)
+		acked = append(acked, ids...)
 	}
 	var prune []string
-	if len(c.ackedIDs) > 2*pruneAfter {
-		prune = append(prune, c.ackedIDs[:len(c.ackedIDs)-pruneAfter]...)
+	if len(acked) > 2*pruneAfter {
+		prune = acked[:len(acked)-pruneAfter]
 		b.Remove = prune
 	}
 	if err := c.store.Write(s.ctx, b); err != nil {
-		c.ackedIDs = c.ackedIDs[:len(c.ackedIDs)-countIDs(byRepo)]
+		if c.stale(b, err) {
+			return err
+		}
 		return wrapErr("mark acked events synced", err)
 	}
-	c.addPending(-settled)
+	c.committed(b)
+	if prune != nil {
+		acked = acked[len(prune):]
+	}
+	c.ackedIDs = acked
+	// Recount rather than subtract: the events acked include other tabs'
+	// (pushed by this leader), which this client may not have counted yet.
+	c.recountLocked(s.ctx)
 	if len(b.Docs) > 0 {
 		c.docGen++
-	}
-	if prune != nil {
-		c.ackedIDs = append([]string(nil), c.ackedIDs[len(prune):]...)
 	}
 	for repo := range byRepo {
 		if rs := s.repos[repo]; rs != nil {
@@ -358,9 +386,11 @@ func (c *Client) applyAck(s *session, byRepo map[string][]string, seqs map[strin
 				rs.persisted = cur
 			}
 		}
-	}
-	for repo := range touched {
-		c.watch.touch(repo)
+		if touched[repo] {
+			c.watch.wrote(repo)
+		} else {
+			c.watch.announce(repo)
+		}
 	}
 	return nil
 }
@@ -377,8 +407,51 @@ func countIDs(m map[string][]string) int {
 // statuses changed by conflicts, new local events (custom merges) and the
 // cursor advanced over the contiguous sequences. Malformed or unappliable
 // events are reported and skipped. It returns how many documents changed.
+// A write overtaken by another client of the store (ErrStale) is recomputed
+// from a fresh read.
 func (c *Client) applyRemote(ctx context.Context, rs *repoSync, evs []protocol.Event, bad []badEvent, inflight func(string) bool) (int, error) {
+	for attempt := 1; ; attempt++ {
+		a, b, reports, cur, err := c.applyRemoteOnce(ctx, rs, evs, bad, inflight)
+		if errors.Is(err, ErrStale) {
+			if attempt == staleAttempts {
+				return 0, staleErr("apply events of "+rs.name, err)
+			}
+			if err := staleWait(ctx, attempt); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		rs.persisted = cur
+		for _, r := range reports {
+			c.reportError("skipped remote event " + r.id + " of " + rs.name + ": " + r.err.Error())
+			if c.opts.OnEventError != nil {
+				c.opts.OnEventError(rs.name, r.id, r.err)
+			}
+		}
+		if len(b.Docs) > 0 {
+			c.watch.wrote(rs.name)
+		} else if len(b.Statuses) > 0 || len(b.Events) > 0 {
+			c.watch.announce(rs.name)
+		}
+		if a.newLocal {
+			signal(c.pushWake)
+		}
+		return len(b.Docs), nil
+	}
+}
+
+// applyRemoteOnce is one attempt of applyRemote, under applyMu. On ErrStale
+// nothing was written and the catch-up cache is dropped.
+func (c *Client) applyRemoteOnce(ctx context.Context, rs *repoSync, evs []protocol.Event, bad []badEvent, inflight func(string) bool) (*applier, *Batch, []badEvent, int64, error) {
 	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
+	gen, err := c.generationOf(ctx, rs.name)
+	if err != nil {
+		return nil, nil, nil, 0, err
+	}
 	a := newApplier(c, ctx, rs.name, inflight)
 	seqs := make([]int64, 0, len(evs)+len(bad))
 	reports := append([]badEvent(nil), bad...)
@@ -394,8 +467,7 @@ func (c *Client) applyRemote(ctx context.Context, rs *repoSync, evs []protocol.E
 		a.docs, a.loaded = rs.cache, true
 	case len(evs) > 16:
 		if err := a.preload(); err != nil {
-			c.applyMu.Unlock()
-			return 0, err
+			return nil, nil, nil, 0, err
 		}
 		if rs.requesting {
 			rs.cache, rs.cacheGen = a.docs, c.docGen
@@ -410,8 +482,8 @@ func (c *Client) applyRemote(ctx context.Context, rs *repoSync, evs []protocol.E
 		if err := a.apply(e); err != nil {
 			if Code(err) == CodeInternal {
 				// A store failure, not a bad event: retry on a new session.
-				c.applyMu.Unlock()
-				return 0, err
+				rs.cache = nil
+				return nil, nil, nil, 0, err
 			}
 			reports = append(reports, badEvent{id: e.ID, seq: e.ServerSequence, err: err})
 		}
@@ -421,31 +493,22 @@ func (c *Client) applyRemote(ctx context.Context, rs *repoSync, evs []protocol.E
 	if cur != rs.persisted {
 		b.Cursors = map[string]int64{rs.name: cur}
 	}
-	changed := len(b.Docs)
-	var err error
-	if !b.Empty() {
-		if err = c.store.Write(ctx, b); err != nil {
-			err = wrapErr("apply events of "+rs.name, err)
-		} else {
-			// New merge events are pending; superseded ones are not.
-			c.addPending(len(b.Events) - len(b.Statuses))
+	if b.Empty() {
+		return a, b, reports, cur, nil
+	}
+	c.expect(b, rs.name, gen)
+	if err := c.store.Write(ctx, b); err != nil {
+		// The cache holds this attempt's documents, which were not stored.
+		rs.cache = nil
+		if c.stale(b, err) {
+			return nil, nil, nil, 0, err
 		}
+		return nil, nil, nil, 0, wrapErr("apply events of "+rs.name, err)
 	}
-	c.applyMu.Unlock()
-	if err != nil {
-		return 0, err
-	}
-	rs.persisted = cur
-	for _, r := range reports {
-		c.reportError("skipped remote event " + r.id + " of " + rs.name + ": " + r.err.Error())
-		if c.opts.OnEventError != nil {
-			c.opts.OnEventError(rs.name, r.id, r.err)
-		}
-	}
-	if a.newLocal {
-		signal(c.pushWake)
-	}
-	return changed, nil
+	c.committed(b)
+	// New merge events are pending; superseded ones are not.
+	c.addPending(len(b.Events) - len(b.Statuses))
+	return a, b, reports, cur, nil
 }
 
 // onError handles an error frame.
@@ -558,6 +621,15 @@ func (s *session) markFailed(ids []string, reason string, unsent bool) error {
 	c.applyMu.Unlock()
 	if err != nil {
 		return wrapErr("mark rejected events failed", err)
+	}
+	repos := make(map[string]bool)
+	for _, id := range ids {
+		if repo, ok := s.sent[id]; ok {
+			repos[repo] = true
+		}
+	}
+	for repo := range repos {
+		c.watch.announce(repo)
 	}
 	s.forget(set)
 	for id := range set {

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/google/uuid"
@@ -171,27 +172,60 @@ func (r *Repository) write(ctx context.Context, puts []Put, del bool, opts []Wri
 		return err
 	}
 	c := r.c
-	c.applyMu.Lock()
-	b, err := c.localBatch(ctx, r.name, puts, objs, del, cfg)
-	if err == nil {
-		err = c.store.Write(ctx, b)
+	var b *Batch
+	for attempt := 1; ; attempt++ {
+		var err error
+		var stale bool
+		c.applyMu.Lock()
+		b, err = c.localWrite(ctx, r.name, puts, objs, del, cfg)
 		if err != nil {
-			err = wrapErr("write to repository "+r.name, err)
-		} else {
-			c.docGen++
-			c.addPending(len(b.Events))
+			stale = c.stale(b, err)
+		}
+		c.applyMu.Unlock()
+		if !stale {
+			if err != nil {
+				return err
+			}
+			break
+		}
+		if attempt == staleAttempts {
+			return staleErr("write to repository "+r.name, err)
+		}
+		if err := staleWait(ctx, attempt); err != nil {
+			return err
 		}
 	}
-	c.applyMu.Unlock()
-	if err != nil {
-		return err
-	}
-	c.watch.touch(r.name)
+	c.watch.wrote(r.name)
 	if len(b.Events) > 0 {
 		signal(c.pushWake)
 	}
 	c.notifyChanged()
 	return nil
+}
+
+// localWrite computes and writes one attempt of a local change, guarded by
+// the repository's generation. On failure the batch is returned too (for
+// ErrStale handling). The caller holds applyMu.
+func (c *Client) localWrite(ctx context.Context, repo string, puts []Put, objs []object, del bool, cfg writeConfig) (*Batch, error) {
+	gen, err := c.generationOf(ctx, repo)
+	if err != nil {
+		return &Batch{}, err
+	}
+	b, err := c.localBatch(ctx, repo, puts, objs, del, cfg)
+	if err != nil {
+		return &Batch{}, err
+	}
+	c.expect(b, repo, gen)
+	if err := c.store.Write(ctx, b); err != nil {
+		if errors.Is(err, ErrStale) {
+			return b, err
+		}
+		return b, wrapErr("write to repository "+repo, err)
+	}
+	c.committed(b)
+	c.docGen++
+	c.addPending(len(b.Events))
+	return b, nil
 }
 
 // localBatch builds the store batch of a local change. The caller holds

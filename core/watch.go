@@ -14,6 +14,10 @@ type watchHub struct {
 	watchers map[int]*watcher
 	nextID   int
 	dirty    map[string]bool
+	// changes are the repositories this client's own writes changed since
+	// the change listeners were last called; onChange are the listeners.
+	changes  map[string]bool
+	onChange map[int]func(repo string)
 	wake     chan struct{}
 	quit     chan struct{}
 	done     chan struct{}
@@ -34,6 +38,8 @@ func newWatchHub(c *Client) *watchHub {
 		c:        c,
 		watchers: make(map[int]*watcher),
 		dirty:    make(map[string]bool),
+		changes:  make(map[string]bool),
+		onChange: make(map[int]func(string)),
 		wake:     make(chan struct{}, 1),
 		quit:     make(chan struct{}),
 		done:     make(chan struct{}),
@@ -65,6 +71,42 @@ func (h *watchHub) touch(repo string) {
 	h.dirty[repo] = true
 	h.mu.Unlock()
 	signal(h.wake)
+}
+
+// wrote records that this client's own write changed repo's documents (and
+// maybe the outbox): watchers re-run and change listeners are told.
+func (h *watchHub) wrote(repo string) {
+	h.mu.Lock()
+	h.dirty[repo] = true
+	h.changes[repo] = true
+	h.mu.Unlock()
+	signal(h.wake)
+}
+
+// announce tells change listeners that this client's own write changed
+// repo's outbox events (acks, failures) but none of its documents.
+func (h *watchHub) announce(repo string) {
+	h.mu.Lock()
+	h.changes[repo] = true
+	h.mu.Unlock()
+	signal(h.wake)
+}
+
+// addChange registers a change listener.
+func (h *watchHub) addChange(fn func(repo string)) func() {
+	h.mu.Lock()
+	id := h.nextID
+	h.nextID++
+	h.onChange[id] = fn
+	h.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			h.mu.Lock()
+			delete(h.onChange, id)
+			h.mu.Unlock()
+		})
+	}
 }
 
 // repos returns the repositories watched.
@@ -108,7 +150,24 @@ func (h *watchHub) run() {
 		h.mu.Lock()
 		dirty := h.dirty
 		h.dirty = make(map[string]bool)
+		var changes []string
+		var listeners []func(string)
+		if len(h.changes) > 0 {
+			for repo := range h.changes {
+				changes = append(changes, repo)
+			}
+			clear(h.changes)
+			for _, fn := range h.onChange {
+				listeners = append(listeners, fn)
+			}
+		}
 		h.mu.Unlock()
+		// Other tabs first: they re-read while this one re-runs its own.
+		for _, repo := range changes {
+			for _, fn := range listeners {
+				fn(repo)
+			}
+		}
 		for repo := range dirty {
 			h.evaluate(ctx, repo)
 		}
@@ -118,18 +177,23 @@ func (h *watchHub) run() {
 // recount sets the status's pending count from the store.
 func (h *watchHub) recount(ctx context.Context) {
 	h.c.applyMu.Lock()
-	n, err := h.c.store.PendingCount(ctx)
-	if err == nil {
-		h.c.status.update(func(s *SyncStatus) { s.Pending = n })
-	}
+	h.c.recountLocked(ctx)
 	h.c.applyMu.Unlock()
+}
+
+// recountLocked sets the status's pending count from the store, which
+// counts every client's (tab's) events. The caller holds applyMu, so no
+// write of this client moves the count meanwhile.
+func (c *Client) recountLocked(ctx context.Context) {
+	n, err := c.store.PendingCount(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			h.c.reportError("failed to count pending events: " + err.Error())
+			c.reportError("failed to count pending events: " + err.Error())
 		}
 		return
 	}
-	h.c.notifyChanged()
+	c.status.update(func(s *SyncStatus) { s.Pending = n })
+	c.notifyChanged()
 }
 
 // evaluate re-runs every watcher of repo and calls those whose result

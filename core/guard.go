@@ -1,0 +1,99 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+)
+
+// Several clients may share one store (browser tabs on one IndexedDB
+// database), each serialising only its own writes with applyMu. Every write
+// computed from documents it read (local writes, remote applies, acks
+// ordered under serverWins/clientWins) therefore carries Batch.Expect: the
+// repository's store generation read before those documents. A write of
+// another client in between advances the generation, the store refuses the
+// batch with ErrStale and stores nothing, and the engine reads again and
+// recomputes, a bounded number of times. A client caches the generation its
+// own last write left, so the single-writer case costs no extra read.
+
+// staleAttempts bounds how often one write is computed when other writers
+// keep overtaking it.
+const staleAttempts = 12
+
+// generationOf returns the store generation of repo that reads made now are
+// at least as new as: the cached one, or the store's, read before any
+// document read. The caller holds applyMu.
+func (c *Client) generationOf(ctx context.Context, repo string) (uint64, error) {
+	if g, ok := c.gens[repo]; ok {
+		return g, nil
+	}
+	g, err := c.store.Generation(ctx, repo)
+	if err != nil {
+		return 0, wrapErr("read the generation of "+repo, err)
+	}
+	c.gens[repo] = g
+	return g, nil
+}
+
+// expect sets b's precondition on repo's generation. The caller holds
+// applyMu.
+func (c *Client) expect(b *Batch, repo string, gen uint64) {
+	if b.Expect == nil {
+		b.Expect = make(map[string]uint64, 1)
+	}
+	b.Expect[repo] = gen
+}
+
+// committed records the generations a successful write of b left. The
+// caller holds applyMu.
+func (c *Client) committed(b *Batch) {
+	for repo, g := range b.NextGenerations() {
+		c.gens[repo] = g
+	}
+	for _, w := range b.Docs {
+		if _, ok := b.Expect[w.Repo]; !ok {
+			delete(c.gens, w.Repo) // unguarded: the new generation is unknown
+		}
+	}
+}
+
+// stale handles a write refused with ErrStale: the generations and cached
+// documents it relied on are dropped, so the next attempt reads afresh. It
+// reports whether err was ErrStale. The caller holds applyMu.
+func (c *Client) stale(b *Batch, err error) bool {
+	if !errors.Is(err, ErrStale) {
+		return false
+	}
+	for repo := range b.Expect {
+		delete(c.gens, repo)
+	}
+	c.docGen++
+	c.metrics.add(func(m *Metrics) { m.StaleWrites++ })
+	return true
+}
+
+// staleWait waits before recomputing a write for the attempt-th time (1 =
+// the first retry): not at all at first, then a short random delay that
+// grows with attempt, so writers racing on one repository take turns
+// instead of spinning. It returns ctx's error if ctx ends first.
+func staleWait(ctx context.Context, attempt int) error {
+	if attempt <= 1 {
+		return ctx.Err()
+	}
+	d := time.Duration(attempt) * time.Millisecond
+	d += rand.N(d)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// staleErr is the error of a write still stale after staleAttempts.
+func staleErr(what string, err error) error {
+	return wrapErr(what+" (other writers kept changing the repository)", err)
+}

@@ -1,0 +1,263 @@
+package serverbench
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+
+	"github.com/lfsync/lfsync/bench/report"
+	"github.com/lfsync/lfsync/core/protocol"
+	"github.com/lfsync/lfsync/server"
+)
+
+// ingestTarget is issue 6's ingest target with 100 pushers on SQLite.
+const ingestTarget = 20000
+
+// ingestResult is what one ingest load measured in its window.
+type ingestResult struct {
+	rate      float64 // acked events per second
+	events    int64   // acked events
+	perCommit float64 // SQLite only: mean events per group commit
+}
+
+// ingestLoad runs pushers connections, each pushing one event per
+// push_event and waiting for its ack before the next (as the Dart client
+// and a single-event write do), for warm and then for the measured window.
+func ingestLoad(ctx context.Context, n *node, pushers int, token, repo string, warm, window time.Duration) (ingestResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, warm+window+2*time.Minute)
+	defer cancel()
+	conns, err := dialMany(ctx, n.url, token, pushers, 50)
+	if err != nil {
+		return ingestResult{}, err
+	}
+	defer closeAll(conns)
+	var (
+		acked, seq atomic.Int64
+		stop       atomic.Bool
+		wg         sync.WaitGroup
+		errOnce    sync.Once
+		firstErr   error
+	)
+	for _, ws := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 0, 512)
+			for !stop.Load() {
+				buf = pushFrame(buf[:0], repo, seq.Add(1))
+				err := ws.Write(ctx, websocket.MessageText, buf)
+				if err == nil {
+					_, err = readUntil(ctx, ws, protocol.TypeAck)
+				}
+				if err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("pusher failed: %w", err) })
+					stop.Store(true)
+					return
+				}
+				acked.Add(1)
+			}
+		}()
+	}
+	time.Sleep(warm)
+	a0, t0, s0 := acked.Load(), time.Now(), n.stats()
+	time.Sleep(window)
+	a1, t1, s1 := acked.Load(), time.Now(), n.stats()
+	stop.Store(true)
+	wg.Wait()
+	if firstErr != nil {
+		return ingestResult{}, firstErr
+	}
+	r := ingestResult{events: a1 - a0, rate: float64(a1-a0) / t1.Sub(t0).Seconds()}
+	if c := s1.Commits - s0.Commits; c > 0 {
+		r.perCommit = float64(s1.Events-s0.Events) / float64(c)
+	}
+	return r, nil
+}
+
+// dialMany opens count authenticated connections, at most par at a time.
+func dialMany(ctx context.Context, url, token string, count, par int) ([]*websocket.Conn, error) {
+	conns := make([]*websocket.Conn, count)
+	sem := make(chan struct{}, par)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ws, err := dial(ctx, url, token)
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+				return
+			}
+			conns[i] = ws
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		closeAll(conns)
+		return nil, fmt.Errorf("failed to open %d of %d connections: %w", len(errs), count, errs[0])
+	}
+	return conns, nil
+}
+
+// closeAll drops every connection.
+func closeAll(conns []*websocket.Conn) {
+	for _, ws := range conns {
+		if ws != nil {
+			ws.CloseNow()
+		}
+	}
+}
+
+func (r *runner) ingestSQLite() error {
+	ctx := context.Background()
+	var errs []error
+	for _, p := range r.sz.pushers {
+		if err := r.ingestSQLiteOnce(ctx, p); err != nil {
+			errs = append(errs, fmt.Errorf("%d pushers: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (r *runner) ingestSQLiteOnce(ctx context.Context, pushers int) error {
+	st, err := openSQLite(r.o.Dir, "ingest")
+	if err != nil {
+		return err
+	}
+	n, err := startNode(st, r.o.Logf, nil)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	res, err := ingestLoad(ctx, n, pushers, tokenWriteOnly, "ingest", r.sz.ingestWarm, r.sz.ingestWindow)
+	if cerr := n.close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	group := max(1, int(res.perCommit+0.5))
+	base, err := plainSQLiteInsert(ctx, r.o.Dir, int(res.events), group)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	f := report.Figure{
+		Name: fmt.Sprintf("ingest %d pusher%s (sqlite)", pushers, plural(pushers)), Unit: "events/s", Better: "higher",
+		Value:    res.rate,
+		Baseline: fmt.Sprintf("plain database/sql INSERTs of the same %d events, %d per transaction (the server's mean group commit), same durability (WAL, synchronous=FULL)", res.events, group),
+		BaseVal:  base,
+		Note: fmt.Sprintf("each pusher: push_event of 1 event, waits for its ack; write-only token (pushers subscribe to nothing); %.1f events per group commit; clients in-process over loopback WebSockets",
+			res.perCommit),
+	}
+	target := 0.0
+	if pushers == 100 {
+		f.Target, target = ">= 20000 events/s", ingestTarget
+	}
+	r.add(f, target)
+	return nil
+}
+
+// ingestSubscribedSQLite measures 100 pushers that also read the
+// repository, so each push is fanned out to the 99 others, beside the same
+// run's write-only ingest: the cost of fan-out during ingest.
+func (r *runner) ingestSubscribedSQLite() error {
+	ctx := context.Background()
+	pushers := r.sz.pushers[len(r.sz.pushers)-1]
+	var rates [2]ingestResult
+	for i, token := range []string{tokenWriteOnly, tokenReadWrite} {
+		st, err := openSQLite(r.o.Dir, "ingest-sub")
+		if err != nil {
+			return err
+		}
+		n, err := startNode(st, r.o.Logf, func(c *server.Config) { c.SendQueue = 4096 })
+		if err != nil {
+			st.Close()
+			return err
+		}
+		rates[i], err = ingestLoad(ctx, n, pushers, token, "ingest", r.sz.ingestWarm, r.sz.ingestWindow)
+		if cerr := n.close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	r.add(report.Figure{
+		Name: fmt.Sprintf("ingest %d pushers, each subscribed (sqlite)", pushers), Unit: "events/s", Better: "higher",
+		Value:    rates[1].rate,
+		Baseline: fmt.Sprintf("the same %d pushers with a write-only token (no fan-out), same run", pushers),
+		BaseVal:  rates[0].rate,
+		Note: fmt.Sprintf("every push is fanned out to the %d other pushers, which read it; %.1f events per group commit (write-only: %.1f)",
+			pushers-1, rates[1].perCommit, rates[0].perCommit),
+	}, 0)
+	return nil
+}
+
+// plainSQLiteInsert inserts events rows into a fresh SQLite database with
+// the server store's durability settings, group rows per transaction, and
+// returns rows per second.
+func plainSQLiteInsert(ctx context.Context, dir string, events, group int) (float64, error) {
+	db, err := sql.Open("sqlite", "file:"+freshPath(dir, "plain-insert")+
+		"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, `CREATE TABLE events (
+		seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, data_id TEXT NOT NULL,
+		op INTEGER NOT NULL, created_at_ms INTEGER NOT NULL, data BLOB)`); err != nil {
+		return 0, fmt.Errorf("failed to create the table: %w", err)
+	}
+	ins, err := db.PrepareContext(ctx, `INSERT INTO events (seq, id, data_id, op, created_at_ms, data) VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return 0, fmt.Errorf("failed to prepare: %w", err)
+	}
+	defer ins.Close()
+	events = max(events, group)
+	rows := make([]protocol.Event, events)
+	for i := range rows {
+		rows[i] = benchEvent(uuid.Must(uuid.NewV7()).String(), docID(int64(i), docCount), int64(i))
+	}
+	start := time.Now()
+	for i := 0; i < events; i += group {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return 0, fmt.Errorf("failed to begin: %w", err)
+		}
+		st := tx.StmtContext(ctx, ins)
+		for j := i; j < min(i+group, events); j++ {
+			e := rows[j]
+			if _, err := st.ExecContext(ctx, j+1, e.ID, e.DataID, int(e.Operation), e.CreatedAt.UnixMilli(), []byte(e.Data)); err != nil {
+				tx.Rollback()
+				return 0, fmt.Errorf("failed to insert: %w", err)
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return 0, fmt.Errorf("failed to commit: %w", err)
+		}
+	}
+	return float64(events) / time.Since(start).Seconds(), nil
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}

@@ -53,6 +53,12 @@ type Config struct {
 	// subscribers when the Store implements Watcher (notifications may be
 	// lost); default 5s.
 	WatchPoll time.Duration
+	// TrustedProxies are the load balancers and reverse proxies (IP
+	// addresses or CIDR prefixes) whose X-Forwarded-For header names the
+	// client: the per-address REST rate limit and the logs then use the
+	// client's address instead of the proxy's. Empty: the header is
+	// ignored.
+	TrustedProxies []string
 	// Node names this server node among several sharing one Store; it is
 	// reported by /api/health and /metrics (label node). Optional.
 	Node string

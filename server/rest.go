@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -60,11 +59,7 @@ func (s *Server) restError(w http.ResponseWriter, perr *protocol.Error) {
 // authenticate verifies a request's bearer token, after the per-address
 // rate limit.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (Principal, bool) {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if !s.restLimit.allow(host, time.Now()) {
+	if !s.restLimit.allow(s.clientAddr(r), time.Now()) {
 		w.Header().Set("Retry-After", "1")
 		s.restError(w, protocol.Errorf(protocol.CodeRateLimited, "rate limit exceeded; request dropped"))
 		return Principal{}, false

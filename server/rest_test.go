@@ -176,3 +176,59 @@ func TestRESTRateLimit(t *testing.T) {
 		t.Fatalf("stored %d, want 2", len(events))
 	}
 }
+
+// TestRESTRateLimitBehindProxy: behind a trusted proxy each client (by
+// X-Forwarded-For) has its own REST rate limit; from an untrusted peer the
+// header is ignored, so a client cannot dodge the limit by forging it.
+func TestRESTRateLimitBehindProxy(t *testing.T) {
+	t.Parallel()
+	limited := func(proxies []string) *servertest.Server {
+		return servertest.Start(t, servertest.WithConfig(func(c *server.Config) {
+			c.RatePerSecond = 0.001
+			c.RateBurst = 1
+			c.TrustedProxies = proxies
+		}))
+	}
+	get := func(s *servertest.Server, xff ...string) int {
+		req, _ := http.NewRequest("GET", s.URL()+"/api/repositories", nil)
+		req.Header.Set("Authorization", "Bearer x")
+		for _, h := range xff {
+			req.Header.Add("X-Forwarded-For", h)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	behind := limited([]string{"127.0.0.1", "10.0.0.0/8"})
+	for i, tc := range []struct {
+		xff  []string
+		want int
+	}{
+		{[]string{"203.0.113.7"}, 200},
+		{[]string{"198.51.100.1"}, 200},            // another client
+		{[]string{"203.0.113.7"}, 429},             // the first one again
+		{[]string{"1.2.3.4, 198.51.100.2"}, 200},   // the nearest untrusted hop counts, not a forged one
+		{[]string{"9.9.9.9", "198.51.100.2"}, 429}, // the same client, the header split in two
+		{[]string{"198.51.100.3, 10.1.2.3"}, 200},  // an inner trusted proxy is skipped
+		{[]string{"198.51.100.3"}, 429},
+		{nil, 200},                   // the proxy itself
+		{[]string{"not-an-ip"}, 429}, // a malformed chain counts as the proxy
+	} {
+		if got := get(behind, tc.xff...); got != tc.want {
+			t.Errorf("trusted proxy, request %d (X-Forwarded-For %q): status %d, want %d", i, tc.xff, got, tc.want)
+		}
+	}
+	direct := limited(nil)
+	if got := get(direct, "203.0.113.7"); got != 200 {
+		t.Fatalf("first request: %d", got)
+	}
+	if got := get(direct, "198.51.100.1"); got != 429 {
+		t.Fatalf("an untrusted peer's X-Forwarded-For was believed: status %d, want 429", got)
+	}
+	if _, err := server.New(server.Config{Store: behind.Store(), Verifier: server.OpenVerifier(), TrustedProxies: []string{"10.0.0.300/8"}}); err == nil {
+		t.Fatal("an invalid trusted proxy was accepted")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,7 @@ type Server struct {
 	connWG   sync.WaitGroup
 
 	restLimit *restLimiter
+	proxies   []netip.Prefix // Config.TrustedProxies
 
 	// dropAcks is a test hook (see DropAcks).
 	dropAcks atomic.Int64
@@ -44,8 +46,13 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	proxies, err := parsePrefixes(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
+		proxies: proxies,
 		cfg:     cfg,
 		log:     cfg.Logger,
 		metrics: newMetrics(),
@@ -106,11 +113,11 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ws, err := websocket.Accept(w, r, opts)
 	if err != nil {
-		s.log.Info("websocket upgrade refused", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
+		s.log.Info("websocket upgrade refused", "remote", s.clientAddr(r), "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
 	ws.SetReadLimit(s.cfg.MaxFrameBytes)
-	c := s.newConn(ws, r.RemoteAddr)
+	c := s.newConn(ws, s.clientAddr(r))
 	s.mu.Lock()
 	if s.closing {
 		// Shutdown began during the upgrade and did not see this socket.

@@ -82,7 +82,7 @@ export interface ClientOptions {
   pageSize?: number;
   /** This replica's id; by default generated once and kept in the database. */
   clientId?: string;
-  /** Start syncing at once (default true). */
+  /** Join the tabs' leader election at once, so this tab syncs when elected (default true). */
   autoStart?: boolean;
   /** Called when the server rejects the credentials; the token it returns is used to reconnect. */
   refreshToken?: () => string | Promise<string>;
@@ -103,13 +103,22 @@ export type State =
   | "unauthorized"
   | "stopped";
 
+/**
+ * Sync status. Every tab of an origin shows the same: one tab per database
+ * (the leader) owns the connection and the others show its state.
+ */
 export interface Status {
+  /** The leader's connection state ("connecting" while no leader is known yet). */
   state: State;
-  /** Local changes not yet acknowledged by the server. */
+  /** Local changes of every tab not yet acknowledged by the server (one shared outbox). */
   pending: number;
-  /** When the client last caught up with the server, null before the first time. */
+  /** When the leader last caught up with the server, null before the first time. */
   lastSync: Date | null;
   lastError: string | null;
+  /** Whether this tab's client owns the connection (true in every tab where Web Locks are missing). */
+  leader: boolean;
+  /** Clients of this database open in the origin's tabs, this one included. */
+  tabs: number;
 }
 
 export interface Metrics {
@@ -120,6 +129,8 @@ export interface Metrics {
   bytesSent: number;
   bytesReceived: number;
   failedSends: number;
+  /** Writes recomputed because another tab wrote the same repository in between. */
+  staleWrites: number;
   /** Pending outbox events. */
   queueSize: number;
   /** Mean time from losing a connection to the next accepted one, ms. */
@@ -191,14 +202,17 @@ export declare class Client {
   private constructor();
   readonly clientId: string;
   repository<T extends { id: string } = Doc>(name: string): Repository<T>;
+  /** Joins the leader election: syncs when this tab leads, follows the leader otherwise. */
   start(): Promise<void>;
+  /** Leaves the election; a leader hands the connection to another tab. Reads and writes keep working. */
   stop(): Promise<void>;
   close(): Promise<void>;
-  /** Resolves once connected, caught up and the outbox is empty; rejects with code "timeout" after options.timeout ms. */
+  /** Resolves once the leader is connected, caught up and the outbox is empty; rejects with code "timeout" after options.timeout ms. */
   waitSynced(options?: { timeout?: number }): Promise<void>;
   /** Returns the function that stops listening. */
   onStatus(listener: (status: Status) => void): () => void;
   status(): Status;
+  /** This tab's engine's counters (a follower's stay at zero: it never connects). */
   metrics(): Metrics;
   updateAuthToken(token: string): void;
   updateHeaders(headers: Record<string, string>): void;

@@ -19,7 +19,10 @@ const STRATEGIES = ["lastWriteWins", "serverWins", "clientWins", "fieldMerge"];
 
 /**
  * Creates a client: loads the runtime on first use, opens the IndexedDB
- * database and, unless autoStart is false, starts syncing.
+ * database and, unless autoStart is false, joins the database's leader
+ * election: of all the tabs of the origin with the database open, one (the
+ * leader) syncs over its WebSocket; the others share the database and show
+ * the leader's status (docs/multitab.md).
  */
 export async function createClient(options = {}) {
   if (options === null || typeof options !== "object") {
@@ -84,12 +87,12 @@ export class Client {
     return repo;
   }
 
-  /** Starts syncing (idempotent). */
+  /** Joins the leader election (idempotent): syncs when this tab leads. */
   start() {
     return this.#async(() => this.#go.start());
   }
 
-  /** Disconnects and cancels reconnects; local reads and writes keep working. */
+  /** Leaves the election (a leader hands its connection to another tab); local reads and writes keep working. */
   stop() {
     return this.#async(() => this.#go.stop());
   }
@@ -103,7 +106,7 @@ export class Client {
     return p;
   }
 
-  /** Resolves once connected, caught up, and the outbox is empty. */
+  /** Resolves once the leader is connected, caught up, and the outbox is empty. */
   waitSynced(options = {}) {
     return this.#async(() => this.#go.waitSynced(options.timeout ?? 0));
   }

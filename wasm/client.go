@@ -312,6 +312,7 @@ type metricsDTO struct {
 	BytesSent        int64   `json:"bytesSent"`
 	BytesReceived    int64   `json:"bytesReceived"`
 	FailedSends      int64   `json:"failedSends"`
+	StaleWrites      int64   `json:"staleWrites"`
 	QueueSize        int     `json:"queueSize"`
 	AvgReconnectMs   float64 `json:"avgReconnectMs"`
 	LastConnected    string  `json:"lastConnected,omitempty"`
@@ -328,6 +329,7 @@ func metricsJSON(m core.Metrics) string {
 		BytesSent:        m.BytesSent,
 		BytesReceived:    m.BytesReceived,
 		FailedSends:      m.FailedSends,
+		StaleWrites:      m.StaleWrites,
 		QueueSize:        m.QueueSize,
 		AvgReconnectMs:   float64(m.AvgReconnect) / float64(time.Millisecond),
 		LastConnected:    isoTime(m.LastConnected),

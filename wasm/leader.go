@@ -90,15 +90,15 @@ type leadership struct {
 	statusWake chan struct{}
 
 	// Repositories other clients changed, invalidated in the background.
-	imu        sync.Mutex
-	invalid    map[string]bool
-	invalidAll bool
-	invalWake  chan struct{}
+	imu       sync.Mutex
+	invalid   map[string]bool
+	invalWake chan struct{}
 
-	lifecycle []lifecycleListener
-	quit      chan struct{}
-	done      sync.WaitGroup
-	cancelOwn func()
+	lifecycle    []lifecycleListener
+	quit         chan struct{}
+	done         sync.WaitGroup
+	cancelOwn    func()
+	cancelChange func()
 }
 
 // lifecycleListener is a page lifecycle event listener to remove at close.
@@ -134,6 +134,9 @@ func newLeadership(cc *core.Client, database string, hasURL bool) *leadership {
 	l.leadCancel()
 	l.tabs = openTabs(l.id, database, l.receive)
 	l.cancelOwn = cc.OnStatus(l.ownStatus)
+	// What this client's engine wrote (local writes, and as the leader the
+	// server's events and acks) goes to the other tabs.
+	l.cancelChange = cc.OnChange(func(repo string) { l.tabs.wrote(repo) })
 	l.listenLifecycle()
 	l.done.Add(4)
 	go l.runTicker()
@@ -352,17 +355,9 @@ func (l *leadership) receive(m tabMessage) {
 			break // a stale leader that has not yet noticed it was replaced
 		}
 		changed := l.leaderTab != m.Tab
-		prevPending := -1
-		if l.leaderStatus != nil {
-			prevPending = l.leaderStatus.Pending
-		}
 		l.leaderTab, l.leaderEpoch, l.leaderStatus, l.heard = m.Tab, m.Epoch, m.Status, now
 		if changed {
 			l.roleChangedLocked()
-		}
-		if m.Status != nil && prevPending >= 0 && m.Status.Pending != prevPending {
-			// Acks remove events from the shared outbox: recount.
-			l.invalidateAllLocked()
 		}
 	case msgSync:
 		if l.leader && m.To == l.id {
@@ -581,13 +576,6 @@ func (l *leadership) invalidate(repos []string) {
 	signal(l.invalWake)
 }
 
-func (l *leadership) invalidateAllLocked() {
-	l.imu.Lock()
-	l.invalidAll = true
-	l.imu.Unlock()
-	signal(l.invalWake)
-}
-
 // runInvalidate calls core.Invalidate for what invalidate marked, off the
 // event loop's callbacks (it reads the store).
 func (l *leadership) runInvalidate() {
@@ -599,14 +587,10 @@ func (l *leadership) runInvalidate() {
 		case <-l.invalWake:
 		}
 		l.imu.Lock()
-		repos, all := l.invalid, l.invalidAll
-		l.invalid, l.invalidAll = map[string]bool{}, false
+		repos := l.invalid
+		l.invalid = map[string]bool{}
 		l.imu.Unlock()
 		call(func() (any, error) {
-			if all {
-				l.core.Invalidate("")
-				return nil, nil
-			}
 			for r := range repos {
 				l.core.Invalidate(r)
 			}
@@ -760,6 +744,7 @@ func (l *leadership) close() {
 	l.tabs.send(tabMessage{Type: msgBye})
 	l.mu.Unlock()
 	l.cancelOwn()
+	l.cancelChange()
 	for _, ll := range l.lifecycle {
 		ll.target.Call("removeEventListener", ll.event, ll.fn)
 		ll.fn.Release()

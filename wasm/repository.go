@@ -59,16 +59,11 @@ func (c *client) bindRepository(name string) js.Value {
 			return fn(c.core.Repository(name))
 		})
 	}
-	// write is do for local writes, announced to the other clients of the
-	// database once stored.
+	// write is do for local writes. The engine reports each committed
+	// write through OnChange, and the leadership announces it to the other
+	// clients of the database.
 	write := func(fn func(r *core.Repository) error) js.Value {
-		return do(func(r *core.Repository) (any, error) {
-			if err := fn(r); err != nil {
-				return nil, err
-			}
-			c.tabs.wrote(name)
-			return nil, nil
-		})
+		return do(func(r *core.Repository) (any, error) { return nil, fn(r) })
 	}
 	// upsert(id, docJSON, localOnly?)
 	c.method(obj, "upsert", func(args []js.Value) any {

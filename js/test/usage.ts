@@ -79,7 +79,9 @@ export async function usage(): Promise<void> {
   const off = client.onStatus((s: Status) => {
     const st: State = s.state;
     const when: Date | null = s.lastSync;
-    console.log(st, s.pending, when, s.lastError);
+    const leads: boolean = s.leader;
+    const tabs: number = s.tabs;
+    console.log(st, s.pending, when, s.lastError, leads, tabs);
   });
   off();
   const s: Status = client.status();

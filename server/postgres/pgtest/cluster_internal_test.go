@@ -39,8 +39,11 @@ func TestStartStopRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	psql(t, c, "app", "CREATE TABLE kv (k text PRIMARY KEY, v text); INSERT INTO kv VALUES ('a', 'b')")
-	if got := psql(t, c, "app", "SHOW fsync"); got != "on" {
-		t.Fatalf("fsync = %q, want on", got)
+	if got := psql(t, c, "app", "SHOW fsync"); got != "off" {
+		t.Fatalf("New's cluster has fsync = %q, want off", got)
+	}
+	if got := psql(t, c, "app", "SHOW synchronous_commit"); got != "on" {
+		t.Fatalf("New's cluster has synchronous_commit = %q, want on", got)
 	}
 	if os.Geteuid() == 0 {
 		if got := psql(t, c, "app", "SELECT current_setting('data_directory')"); got != filepath.Join(c.dir, "data") {
@@ -68,6 +71,9 @@ func TestStartStopRestart(t *testing.T) {
 	defer c2.Stop()
 	if got := psql(t, c2, "app", "SELECT v FROM kv WHERE k = 'a'"); got != "b" {
 		t.Fatalf("after restart kv[a] = %q, want b", got)
+	}
+	if got := psql(t, c2, "app", "SHOW fsync"); got != "on" {
+		t.Fatalf("Start's cluster has fsync = %q, want on", got)
 	}
 	if err := c2.Stop(); err != nil {
 		t.Fatalf("Stop() after restart failed: %v", err)

@@ -14,6 +14,8 @@
 // shared cluster of NewDB and removes its directory; directories left by a
 // killed run are removed by the next run's first NewDB.
 //
-// The server keeps PostgreSQL's durability defaults (fsync and
-// synchronous_commit on): a commit it acknowledges is on disk.
+// Start keeps PostgreSQL's durability defaults (fsync and synchronous_commit
+// on): a commit it acknowledges is on disk. New and NewDB turn fsync and
+// full_page_writes off for speed (see New); synchronous_commit stays on,
+// so only an operating system crash could lose an acknowledged commit.
 package pgtest

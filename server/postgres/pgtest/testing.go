@@ -21,6 +21,12 @@ const dirPrefix = "lfsync-pgtest-"
 // New starts a cluster of its own for t in a new temporary directory, and
 // stops it and removes the directory when t ends. It skips t when
 // PostgreSQL is unavailable, and fails it instead when CI=true.
+//
+// The clusters of New and NewDB run with fsync=off and
+// full_page_writes=off, which only an operating system crash would make
+// matter: commits still reach the kernel before they are acknowledged, so
+// killing postgres or a test's server loses nothing acknowledged. Use
+// Start for a cluster with PostgreSQL's durability defaults (benchmarks).
 func New(t testing.TB) *Cluster {
 	t.Helper()
 	c, err := startTemp(context.Background())
@@ -114,7 +120,7 @@ func startTemp(ctx context.Context) (*Cluster, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: failed to make a directory for PostgreSQL: %w", err)
 	}
-	c, err := Start(ctx, dir)
+	c, err := start(ctx, dir, true)
 	if err != nil {
 		_ = os.RemoveAll(dir)
 		return nil, err

@@ -1,0 +1,387 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/lfsync/lfsync/core/protocol"
+	"github.com/lfsync/lfsync/server"
+)
+
+// request is one Append waiting for its repository's group commit.
+type request struct {
+	ctx    context.Context
+	events []protocol.Event
+	done   chan result // buffered: the committer never blocks on it
+}
+
+type result struct {
+	res []server.Appended
+	err error
+}
+
+// queue holds one repository's requests that wait for a group commit; it
+// exists while a committer goroutine serves the repository.
+type queue struct {
+	reqs []*request
+}
+
+const (
+	// attempts bounds how often a group commit is tried when it fails in a
+	// way that provably stored nothing (a dropped connection).
+	attempts = 3
+	// txTimeout bounds a group commit's work before COMMIT.
+	txTimeout = time.Minute
+	// commitTimeout bounds waiting for COMMIT and for finding out its
+	// outcome when the connection died during it.
+	commitTimeout = time.Minute
+)
+
+// SQL of a group commit.
+const (
+	lockRepoSQL = `SELECT id, last_seq, events, txid_current() FROM lfsync_repos
+		WHERE ns = $1 AND name = $2 FOR UPDATE`
+	newRepoSQL = `INSERT INTO lfsync_repos (ns, name) VALUES ($1, $2)
+		ON CONFLICT (ns, name) DO NOTHING`
+	storedSQL = `SELECT id, seq FROM lfsync_events WHERE repo_id = $1 AND id = ANY($2)`
+	insertSQL = `INSERT INTO lfsync_events (repo_id, seq, id, data_id, op, created_at_ms, data, meta)
+		SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::smallint[], $6::bigint[], $7::bytea[], $8::bytea[])`
+	docsSQL = `INSERT INTO lfsync_docs (repo_id, data_id, seq, created_at_ms)
+		SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[])
+		ON CONFLICT (repo_id, data_id) DO UPDATE SET seq = excluded.seq, created_at_ms = excluded.created_at_ms`
+	bumpSQL   = `UPDATE lfsync_repos SET last_seq = $1, events = $2 WHERE id = $3`
+	statusSQL = `SELECT txid_status($1)`
+)
+
+// Append stores events in one repository, all or nothing; see
+// server.Store. Concurrent Appends to one repository are committed together
+// in one transaction. When ctx ends before the request's transaction has
+// locked the repository, Append stores nothing and returns ctx's error; a
+// request already in a transaction commits with it. Either way nothing is
+// written after Append returns.
+func (s *Store) Append(ctx context.Context, ns, repo string, events []protocol.Event) ([]server.Appended, error) {
+	if err := checkAppend(ns, repo, events); err != nil {
+		return nil, fmt.Errorf("postgres: failed to append to %s/%s: %w", ns, repo, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: failed to append to %s/%s: %w", ns, repo, err)
+	}
+	req := &request{ctx: ctx, events: events, done: make(chan result, 1)}
+	key := repoKey{ns, repo}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("postgres: failed to append to %s/%s: %w", ns, repo, ErrClosed)
+	}
+	if len(events) == 0 {
+		s.mu.Unlock()
+		return []server.Appended{}, nil
+	}
+	q, ok := s.queues[key]
+	if !ok {
+		q = &queue{}
+		s.queues[key] = q
+		s.commits.Add(1)
+		go s.drain(key, q)
+	}
+	q.reqs = append(q.reqs, req)
+	s.mu.Unlock()
+	// Wait for the answer even when ctx ends: once Append returns, its
+	// request is settled, never written later.
+	r := <-req.done
+	if r.err != nil {
+		return nil, fmt.Errorf("postgres: failed to append to %s/%s: %w", ns, repo, r.err)
+	}
+	return r.res, nil
+}
+
+// checkAppend reports what is wrong with an Append's input.
+func checkAppend(ns, repo string, events []protocol.Event) error {
+	if err := checkNames(ns, repo); err != nil {
+		return err
+	}
+	for i, e := range events {
+		if err := e.Validate(); err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+		if err := checkText("event id", e.ID); err != nil {
+			return fmt.Errorf("event %d: %w", i, err)
+		}
+		if err := checkText("document id", e.DataID); err != nil {
+			return fmt.Errorf("event %d (%s): %w", i, e.ID, err)
+		}
+		if len(e.Data) > 0 && !json.Valid(e.Data) {
+			return fmt.Errorf("event %d (%s): data is not valid JSON", i, e.ID)
+		}
+		if len(e.Meta) > 0 && !json.Valid(e.Meta) {
+			return fmt.Errorf("event %d (%s): meta is not valid JSON", i, e.ID)
+		}
+	}
+	return nil
+}
+
+// drain is a repository's committer: it commits the queued requests in
+// groups until none is left, then removes the queue.
+func (s *Store) drain(key repoKey, q *queue) {
+	defer s.commits.Done()
+	for {
+		s.mu.Lock()
+		if len(q.reqs) == 0 {
+			delete(s.queues, key)
+			s.mu.Unlock()
+			return
+		}
+		n, events := 0, 0
+		for n < len(q.reqs) && (n == 0 || events+len(q.reqs[n].events) <= s.maxGroup) {
+			events += len(q.reqs[n].events)
+			n++
+		}
+		group := q.reqs[:n:n]
+		q.reqs = q.reqs[n:]
+		s.mu.Unlock()
+		s.commit(key, group)
+	}
+}
+
+// commit stores a group of requests to one repository in one transaction
+// and answers each of them.
+func (s *Store) commit(key repoKey, group []*request) {
+	var (
+		results []result
+		last    int64
+		err     error
+	)
+	for attempt := 1; ; attempt++ {
+		var retry bool
+		results, last, retry, err = s.try(key, group)
+		if err == nil || !retry || attempt == attempts {
+			break
+		}
+		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+	}
+	for i, r := range group {
+		if err != nil {
+			r.done <- result{err: err}
+		} else {
+			r.done <- results[i]
+		}
+	}
+	if err == nil && last > 0 {
+		s.notes.add(key, last)
+	}
+}
+
+// try runs one group commit. It returns each request's result and the
+// repository's new last sequence (0 when nothing new was stored), or an
+// error, with retry set when the error provably stored nothing and another
+// attempt may succeed.
+func (s *Store) try(key repoKey, group []*request) (results []result, last int64, retry bool, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
+	defer cancel()
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, 0, transient(err), fmt.Errorf("failed to begin a transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }() // a no-op once committed
+
+	var repoID, count, xid int64
+	err = tx.QueryRow(ctx, lockRepoSQL, key.ns, key.name).Scan(&repoID, &last, &count, &xid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if _, err = tx.Exec(ctx, newRepoSQL, key.ns, key.name); err == nil {
+			err = tx.QueryRow(ctx, lockRepoSQL, key.ns, key.name).Scan(&repoID, &last, &count, &xid)
+		}
+	}
+	if err != nil {
+		return nil, 0, transient(err), fmt.Errorf("failed to lock the repository: %w", err)
+	}
+
+	// Requests whose caller gave up while the lock was awaited are
+	// answered without being stored.
+	results = make([]result, len(group))
+	var ids []string
+	seen := map[string]bool{}
+	for i, r := range group {
+		if err := r.ctx.Err(); err != nil {
+			results[i].err = err
+			continue
+		}
+		for _, e := range r.events {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				ids = append(ids, e.ID)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return results, 0, false, nil // everyone gave up; the deferred rollback releases the lock
+	}
+	stored := make(map[string]int64, len(ids))
+	rows, err := tx.Query(ctx, storedSQL, repoID, ids)
+	if err != nil {
+		return nil, 0, transient(err), fmt.Errorf("failed to look up stored events: %w", err)
+	}
+	var (
+		id  string
+		seq int64
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error { stored[id] = seq; return nil }); err != nil {
+		return nil, 0, transient(err), fmt.Errorf("failed to look up stored events: %w", err)
+	}
+
+	// Plan: new events get the next sequences in input order; re-pushes
+	// and repeats get the sequence first stored.
+	var cols eventColumns
+	docs := map[string]int{} // document id -> index in cols of its last event
+	first := last
+	for i, r := range group {
+		if results[i].err != nil {
+			continue
+		}
+		res := make([]server.Appended, len(r.events))
+		for j, e := range r.events {
+			if seq, ok := stored[e.ID]; ok {
+				res[j] = server.Appended{ID: e.ID, Sequence: seq}
+				continue
+			}
+			last++
+			count++
+			stored[e.ID] = last
+			res[j] = server.Appended{ID: e.ID, Sequence: last, New: true}
+			docs[e.DataID] = cols.add(last, e)
+		}
+		results[i].res = res
+	}
+	if last > first {
+		var docIDs []string
+		var docSeqs, docMs []int64
+		for dataID, k := range docs {
+			docIDs = append(docIDs, dataID)
+			docSeqs = append(docSeqs, cols.seq[k])
+			docMs = append(docMs, cols.ms[k])
+		}
+		b := &pgx.Batch{}
+		b.Queue(insertSQL, repoID, cols.seq, cols.id, cols.dataID, cols.op, cols.ms, cols.data, cols.meta)
+		b.Queue(docsSQL, repoID, docIDs, docSeqs, docMs)
+		b.Queue(bumpSQL, last, count, repoID)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return nil, 0, transient(err), fmt.Errorf("failed to insert events: %w", err)
+		}
+	}
+
+	cctx, ccancel := context.WithTimeout(context.Background(), commitTimeout)
+	defer ccancel()
+	err = tx.Commit(cctx)
+	if err != nil && !ambiguous(err) {
+		return nil, 0, transient(err), fmt.Errorf("failed to commit: %w", err)
+	}
+	if err != nil {
+		// The connection died during COMMIT: ask the server what became
+		// of the transaction.
+		committed, rerr := s.outcome(cctx, xid)
+		if rerr != nil {
+			return nil, 0, false, fmt.Errorf("failed to commit (%v), and its outcome is unknown: %w; pushing the events again is safe", err, rerr)
+		}
+		if !committed {
+			return nil, 0, true, fmt.Errorf("failed to commit: %w", err)
+		}
+	}
+	if last == first {
+		last = 0
+	}
+	return results, last, false, nil
+}
+
+// eventColumns are new events as column arrays for insertSQL.
+type eventColumns struct {
+	seq, ms    []int64
+	id, dataID []string
+	op         []int16
+	data, meta [][]byte
+}
+
+// add appends one event stored at seq and returns its index.
+func (c *eventColumns) add(seq int64, e protocol.Event) int {
+	c.seq = append(c.seq, seq)
+	c.ms = append(c.ms, e.CreatedAt.UnixMilli())
+	c.id = append(c.id, e.ID)
+	c.dataID = append(c.dataID, e.DataID)
+	c.op = append(c.op, int16(e.Operation))
+	c.data = append(c.data, nilIfEmpty(e.Data))
+	c.meta = append(c.meta, nilIfEmpty(e.Meta))
+	return len(c.seq) - 1
+}
+
+// nilIfEmpty returns b, or nil (stored as NULL) when it is empty.
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// outcome finds out whether transaction xid committed, waiting while the
+// server still has it in progress (its connection died but the backend
+// has not noticed yet).
+func (s *Store) outcome(ctx context.Context, xid int64) (bool, error) {
+	for {
+		var status *string
+		err := s.pool.QueryRow(ctx, statusSQL, xid).Scan(&status)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return false, fmt.Errorf("failed to read the status of transaction %d: %w", xid, err)
+		case err != nil:
+			// The server may be restarting; ask again.
+		case status == nil:
+			return false, fmt.Errorf("the server no longer knows transaction %d", xid)
+		case *status == "committed":
+			return true, nil
+		case *status == "aborted":
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("transaction %d is still in progress: %w", xid, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// transient reports whether an error before COMMIT is worth another
+// attempt: a dropped connection, a server shutting down or restarting, a
+// serialization failure or deadlock. Nothing commits without COMMIT, so
+// any such attempt stored nothing.
+func transient(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return connectionClass(pgErr.Code) || pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	return true // not from the server: the connection failed
+}
+
+// ambiguous reports whether a failed COMMIT may nevertheless have
+// committed: the connection was lost or the backend was terminated, so the
+// server's answer never arrived.
+func ambiguous(err error) bool {
+	if errors.Is(err, pgx.ErrTxCommitRollback) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return connectionClass(pgErr.Code) || pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC"
+	}
+	return true
+}
+
+// connectionClass reports whether an SQLSTATE says the connection failed or
+// the server is shutting down (classes 08 and 57P).
+func connectionClass(code string) bool {
+	return len(code) == 5 && (code[:2] == "08" || code[:3] == "57P")
+}

@@ -1,0 +1,43 @@
+// Package postgres is lfsync's server store on PostgreSQL (pgx v5), for
+// several server nodes sharing one database.
+//
+// Each repository has a row in lfsync_repos holding its last sequence; an
+// Append locks that row (SELECT ... FOR UPDATE) for the length of its
+// transaction, so appends to one repository are serialized across every
+// node and sequences are assigned gap-free, duplicate-free and in input
+// order, while appends to different repositories run in parallel. Appends
+// to one repository arriving at one node together are committed in one
+// transaction (group commit), as the row lock would serialize them anyway.
+// lfsync_docs keeps the latest sequence of each document, so Latest and
+// LatestSince are index range scans.
+//
+// Durability: an Append returns once its transaction is committed with the
+// server's synchronous_commit setting (on by default: the WAL is flushed).
+// A failure before COMMIT was sent stores nothing; when a connection dies
+// before the transaction started, Append retries on another connection.
+// When the connection dies during COMMIT the outcome is unknown to the
+// client; Append then asks the server (txid_status) whether the
+// transaction committed, and reports success or failure accordingly, never
+// both. Once Append has returned, nothing of its batch is written later.
+//
+// Fan-out across nodes (server.Watcher): after each commit the node sends
+// pg_notify('lfsync', ...) with the repository and its new last sequence.
+// The notification is sent after the commit on a connection of its own
+// with synchronous_commit off, not inside the append transaction, because
+// PostgreSQL serializes the commits of all notifying transactions of a
+// cluster on one lock, held through the WAL flush; a node that dies between
+// its commit and the notification loses that notification. Watch listens on
+// a dedicated connection, reconnecting with backoff when it drops, and
+// after every (re)connect and every second (WithPollInterval) it reads the
+// last sequence of every repository and reports those that grew, so lost
+// notifications, dropped connections and node restarts leave no gap.
+//
+// The schema is versioned in lfsync_schema; Open applies missing
+// migrations in one transaction under an advisory lock, so nodes starting
+// together migrate once. Tables are prefixed lfsync_ and may share a
+// database with the application.
+//
+// The pool's size is pool_max_conns in the DSN (default: 4 per CPU, at
+// least 8). Prepared statements are cached per connection, so a pgbouncer
+// in front must run in session mode.
+package postgres

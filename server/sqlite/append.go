@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 
 	"github.com/lfsync/lfsync/core/protocol"
 	"github.com/lfsync/lfsync/server"
@@ -135,47 +136,61 @@ func (s *Store) write() {
 		// Let the pushers just answered queue their next requests, so that
 		// groups stay large instead of alternating large and small.
 		runtime.Gosched()
-		group = append(group[:0], first)
-		n := len(first.events)
-	drain:
-		for len(group) < s.maxGroup && n < s.maxGroupEvents {
-			select {
-			case r, ok := <-s.reqs:
-				if !ok {
-					break drain
-				}
-				group = append(group, r)
-				n += len(r.events)
-			default:
-				break drain
-			}
-		}
-		s.commit(group)
+		group = s.drain(append(group[:0], first))
+		group = s.commit(group)
 		clear(group)
 	}
 }
 
+// drain adds the requests queued now to group, within the group limits,
+// without waiting.
+func (s *Store) drain(group []*appendReq) []*appendReq {
+	n := 0
+	for _, r := range group {
+		n += len(r.events)
+	}
+	for len(group) < s.maxGroup && n < s.maxGroupEvents {
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				return group
+			}
+			group = append(group, r)
+			n += len(r.events)
+		default:
+			return group
+		}
+	}
+	return group
+}
+
 // commit applies a group of requests in one transaction and answers every
 // request once the transaction is durable. It first applies the requests
-// back to back; when one fails, it rolls back and applies them again, each
-// inside its own savepoint, so that only the failing request fails.
-func (s *Store) commit(group []*appendReq) {
-	results, ok := s.attempt(group, false)
+// back to back, taking in requests queued meanwhile (so that pushers
+// answered by the previous commit join this one instead of waiting for the
+// next); when one fails, it rolls back and applies the same requests again,
+// each inside its own savepoint, so that only the failing request fails. It
+// returns the group as committed, late joiners included.
+func (s *Store) commit(group []*appendReq) []*appendReq {
+	results, ok := s.attempt(&group, false)
 	if !ok {
-		results, _ = s.attempt(group, true)
+		results, _ = s.attempt(&group, true)
 	}
 	for i, r := range group {
 		r.done <- results[i]
 	}
+	return group
 }
 
-// attempt runs group in one transaction. With isolate, each request runs
-// inside a savepoint and a failing request fails alone. Without it, a
-// failing request in a group of several rolls the transaction back and
-// attempt reports false: the group must be run again isolated.
-func (s *Store) attempt(group []*appendReq, isolate bool) ([]appendResult, bool) {
+// attempt runs the group in one transaction. With isolate, each request
+// runs inside a savepoint and a failing request fails alone. Without it,
+// requests queued while the transaction runs join the group, and a failing
+// request in a group of several rolls the transaction back and attempt
+// reports false: the group must be run again isolated.
+func (s *Store) attempt(groupp *[]*appendReq, isolate bool) ([]appendResult, bool) {
 	ctx := context.Background() // a request's context must not abort the group
-	results := make([]appendResult, len(group))
+	group := *groupp
+	results := make([]appendResult, len(group), cap(group))
 	// fail fails every request that has not failed on its own.
 	fail := func(err error) ([]appendResult, bool) {
 		s.rollback(ctx)
@@ -186,42 +201,30 @@ func (s *Store) attempt(group []*appendReq, isolate bool) ([]appendResult, bool)
 		}
 		return results, true
 	}
+	start := time.Now()
+	defer func() { s.busy.Add(int64(time.Since(start))) }()
 	if _, err := s.wc.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fail(fmt.Errorf("failed to begin transaction: %w", err))
 	}
 	repos := map[repoKey]*repoState{}
-	for i, r := range group {
+	for i := 0; i < len(group); i++ {
+		r := group[i]
 		if err := r.ctx.Err(); err != nil {
 			results[i].err = err
-			continue
-		}
-		if isolate {
-			if _, err := s.wc.ExecContext(ctx, "SAVEPOINT req"); err != nil {
-				return fail(fmt.Errorf("failed to open savepoint: %w", err))
+		} else if err := s.applyOne(ctx, r, repos, isolate, &results[i]); err != nil {
+			if !isolate && len(group) > 1 {
+				*groupp = group
+				s.rollback(ctx)
+				return nil, false
 			}
+			return fail(err)
 		}
-		res, err := s.apply(ctx, r, repos)
-		if err != nil {
-			if !isolate {
-				if len(group) > 1 {
-					s.rollback(ctx)
-					return nil, false
-				}
-				results[i].err = err
-				return fail(err)
+		if !isolate && i == len(group)-1 {
+			group = s.drain(group)
+			*groupp = group
+			for len(results) < len(group) {
+				results = append(results, appendResult{})
 			}
-			results[i].err = err
-			if _, rerr := s.wc.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
-				return fail(fmt.Errorf("failed to roll back to savepoint: %w", rerr))
-			}
-		}
-		if isolate {
-			if _, err := s.wc.ExecContext(ctx, "RELEASE req"); err != nil {
-				return fail(fmt.Errorf("failed to release savepoint: %w", err))
-			}
-		}
-		if err == nil {
-			results[i].res = res
 		}
 	}
 	for _, st := range repos {
@@ -232,9 +235,11 @@ func (s *Store) attempt(group []*appendReq, isolate bool) ([]appendResult, bool)
 			return fail(fmt.Errorf("failed to advance repository sequence: %w", err))
 		}
 	}
+	syncStart := time.Now()
 	if _, err := s.wc.ExecContext(ctx, "COMMIT"); err != nil {
 		return fail(fmt.Errorf("failed to commit: %w", err))
 	}
+	s.syncing.Add(int64(time.Since(syncStart)))
 	s.groups.Add(1)
 	for _, r := range results {
 		if r.err == nil {
@@ -247,6 +252,38 @@ func (s *Store) attempt(group []*appendReq, isolate bool) ([]appendResult, bool)
 		}
 	}
 	return results, true
+}
+
+// applyOne applies one request of a group into res. Without isolate, a
+// failing request's error is returned (the group must be run again); with
+// isolate, it is rolled back to its savepoint and recorded in res, and the
+// error returned is one that fails the whole transaction.
+func (s *Store) applyOne(ctx context.Context, r *appendReq, repos map[repoKey]*repoState, isolate bool, res *appendResult) error {
+	if !isolate {
+		out, err := s.apply(ctx, r, repos)
+		if err != nil {
+			res.err = err
+			return err
+		}
+		res.res = out
+		return nil
+	}
+	if _, err := s.wc.ExecContext(ctx, "SAVEPOINT req"); err != nil {
+		return fmt.Errorf("failed to open savepoint: %w", err)
+	}
+	out, err := s.apply(ctx, r, repos)
+	if err != nil {
+		res.err = err
+		if _, rerr := s.wc.ExecContext(ctx, "ROLLBACK TO req"); rerr != nil {
+			return fmt.Errorf("failed to roll back to savepoint: %w", rerr)
+		}
+	} else {
+		res.res = out
+	}
+	if _, err := s.wc.ExecContext(ctx, "RELEASE req"); err != nil {
+		return fmt.Errorf("failed to release savepoint: %w", err)
+	}
+	return nil
 }
 
 // rollback abandons the writer's open transaction, if any.

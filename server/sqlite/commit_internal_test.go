@@ -116,3 +116,74 @@ func TestGroupFailureIsolated(t *testing.T) {
 		t.Fatalf("Append() after the group = %+v, %v; want sequence 4", res, err)
 	}
 }
+
+// TestLateJoinersCommitWithGroup queues requests while a group commits:
+// they join its transaction (one commit for all), and a failing late
+// joiner fails alone when the group is run again isolated.
+func TestLateJoinersCommitWithGroup(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "late.db")
+	// No writer goroutine: the test drives the writer itself, and requests
+	// it queues stay in the queue until commit drains them.
+	s, err := openStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		close(s.reqs)
+		if err := s.closeDBs(); err != nil {
+			t.Error(err)
+		}
+	}()
+	ev := func(id, dataID string) protocol.Event {
+		return protocol.Event{ID: id, CreatedAt: time.UnixMilli(1000), DataID: dataID, Data: []byte(`{"id":"` + dataID + `"}`)}
+	}
+	req := func(repo string, events ...protocol.Event) *appendReq {
+		return &appendReq{ctx: ctx, ns: "ns", repo: repo, events: events, done: make(chan appendResult, 1)}
+	}
+	first := req("y", ev("y1", "a"))
+	late := []*appendReq{req("y", ev("y2", "b")), req("z", ev("z1", "a"))}
+	for _, r := range late {
+		s.reqs <- r
+	}
+	group := s.commit([]*appendReq{first})
+	if len(group) != 3 || s.groups.Load() != 1 {
+		t.Fatalf("commit took %d requests in %d transactions, want 3 in 1", len(group), s.groups.Load())
+	}
+	for i, r := range append([]*appendReq{first}, late...) {
+		if res := <-r.done; res.err != nil || len(res.res) != 1 || !res.res[0].New {
+			t.Fatalf("request %d = %+v, %v; want one new event", i, res.res, res.err)
+		}
+	}
+
+	// A late joiner that fails (its sequence is taken behind the store's
+	// back) fails alone; the others commit.
+	db := rawDB(t, path)
+	if _, err := db.Exec(`INSERT INTO events (repo_id, seq, id, data_id, op, created_at_ms, data)
+		SELECT id, 2, 'intruder', 'z', 0, 0, '{}' FROM repos WHERE ns = 'ns' AND name = 'z'`); err != nil {
+		t.Fatal(err)
+	}
+	first = req("y", ev("y3", "c"))
+	late = []*appendReq{req("z", ev("z2", "b")), req("y", ev("y4", "d"))}
+	for _, r := range late {
+		s.reqs <- r
+	}
+	if group := s.commit([]*appendReq{first}); len(group) != 3 {
+		t.Fatalf("commit took %d requests, want 3", len(group))
+	}
+	if res := <-first.done; res.err != nil || res.res[0].Sequence != 3 {
+		t.Fatalf("first request = %+v, %v; want sequence 3", res.res, res.err)
+	}
+	if res := <-late[0].done; res.err == nil || !strings.Contains(res.err.Error(), "z2") {
+		t.Fatalf("failing late request = %+v, %v; want an error about z2", res.res, res.err)
+	}
+	if res := <-late[1].done; res.err != nil || res.res[0].Sequence != 4 {
+		t.Fatalf("last request = %+v, %v; want sequence 4", res.res, res.err)
+	}
+	if all, _, err := s.Range(ctx, "ns", "y", 0, 10); err != nil || eventIDs(all) != "y1 y2 y3 y4" {
+		t.Fatalf("Range(y) = %s, %v; want y1 y2 y3 y4", eventIDs(all), err)
+	}
+	if all, _, err := s.Range(ctx, "ns", "z", 0, 10); err != nil || eventIDs(all) != "z1 intruder" {
+		t.Fatalf("Range(z) = %s, %v; want z1 intruder", eventIDs(all), err)
+	}
+}

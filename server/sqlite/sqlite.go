@@ -42,6 +42,8 @@ type Store struct {
 	groups         atomic.Int64 // transactions committed by the writer
 	appends        atomic.Int64 // requests committed
 	events         atomic.Int64 // new events committed
+	busy           atomic.Int64 // ns spent in the writer's transactions
+	syncing        atomic.Int64 // ns of those spent in COMMIT (the durable sync)
 }
 
 // Stats counts the writer's work since Open.
@@ -52,12 +54,21 @@ type Stats struct {
 	Appends int64 `json:"appends"`
 	// Events is the number of new events stored.
 	Events int64 `json:"events"`
+	// Busy is the time the writer spent in transactions, from BEGIN to the
+	// end of COMMIT.
+	Busy time.Duration `json:"busy"`
+	// Sync is the part of Busy spent in COMMIT statements: writing and
+	// syncing the WAL (and checkpointing, when one is due).
+	Sync time.Duration `json:"sync"`
 }
 
 // Stats returns the writer's counters; Appends/Commits is the average group
 // size.
 func (s *Store) Stats() Stats {
-	return Stats{Commits: s.groups.Load(), Appends: s.appends.Load(), Events: s.events.Load()}
+	return Stats{
+		Commits: s.groups.Load(), Appends: s.appends.Load(), Events: s.events.Load(),
+		Busy: time.Duration(s.busy.Load()), Sync: time.Duration(s.syncing.Load()),
+	}
 }
 
 // Option configures Open.
@@ -107,6 +118,16 @@ func WithGroupLimit(requests, events int) Option {
 // Open opens, creating it if needed, the database file at path and migrates
 // its schema to the current version.
 func Open(path string, opts ...Option) (*Store, error) {
+	s, err := openStore(path, opts...)
+	if err != nil {
+		return nil, err
+	}
+	go s.write()
+	return s, nil
+}
+
+// openStore is Open without starting the writer goroutine.
+func openStore(path string, opts ...Option) (*Store, error) {
 	if path == "" || path == ":memory:" {
 		return nil, errors.New("sqlite: failed to open: a database file path is required")
 	}
@@ -130,7 +151,6 @@ func Open(path string, opts ...Option) (*Store, error) {
 		s.closeDBs()
 		return nil, fmt.Errorf("sqlite: failed to open %s: %w", path, err)
 	}
-	go s.write()
 	return s, nil
 }
 

@@ -30,6 +30,8 @@ func BenchmarkIngest(b *testing.B) {
 				}
 				b.ReportMetric(res.rate, "events/s")
 				b.ReportMetric(res.perCommit, "events/commit")
+				b.ReportMetric(res.commit, "ms/commit")
+				b.ReportMetric(res.sync, "ms-sync/commit")
 			}
 		})
 	}

@@ -66,7 +66,7 @@ func Run(ctx context.Context, o Options) ([]report.Figure, error) {
 	if err := raiseFileLimit(); err != nil {
 		o.Logf("serverbench: %v", err)
 	}
-	r := &runner{o: o, sz: sizesFor(o.Smoke)}
+	r := &runner{o: o, sz: sizesFor(o.Smoke), sqliteIngest: make(map[int]float64)}
 	start := time.Now()
 	r.step("ingest (sqlite)", r.ingestSQLite)
 	r.step("ingest, pushers subscribed (sqlite)", r.ingestSubscribedSQLite)
@@ -88,6 +88,8 @@ type runner struct {
 	sz   sizes
 	figs []report.Figure
 	errs []error
+
+	sqliteIngest map[int]float64 // SQLite ingest events/s by pushers, for the PostgreSQL notes
 }
 
 // step runs one measurement, logging its duration and keeping its error.

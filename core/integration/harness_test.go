@@ -156,13 +156,14 @@ func newRecStore() *recStore {
 }
 
 // Write implements core.Store: it writes through and records the outbox
-// changes of batches that landed.
+// changes of batches that landed, in the order they landed (several
+// clients may write concurrently, as tabs do).
 func (s *recStore) Write(ctx context.Context, b *core.Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.MemoryStore.Write(ctx, b); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, e := range b.Events {
 		if _, ok := s.events[e.Event.ID]; !ok {
 			s.events[e.Event.ID] = e

@@ -103,6 +103,21 @@ func pushFrame(buf []byte, repo string, n int64) []byte {
 	return append(buf, '}')
 }
 
+// batchFrame appends a push_events_batch frame of count fresh events,
+// numbered from n, to buf.
+func batchFrame(buf []byte, repo string, n int64, count int) []byte {
+	buf = append(buf, `{"type":"push_events_batch","repository":"`...)
+	buf = append(buf, repo...)
+	buf = append(buf, `","events":[`...)
+	for i := range int64(count) {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendEvent(buf, uuid.Must(uuid.NewV7()).String(), docID(n+i, docCount), n+i)
+	}
+	return append(buf, "]}"...)
+}
+
 // appendEvent appends one event object in the coded wire form.
 func appendEvent(buf []byte, id, doc string, n int64) []byte {
 	buf = append(buf, `{"_event_id":"`...)

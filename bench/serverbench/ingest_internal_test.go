@@ -24,7 +24,7 @@ func BenchmarkIngest(b *testing.B) {
 			defer n.close()
 			b.ResetTimer()
 			for range b.N {
-				res, err := ingestLoad(context.Background(), n, pushers, tokenWriteOnly, "ingest", 200*time.Millisecond, 3*time.Second)
+				res, err := ingestLoad(context.Background(), n, pushers, 1, tokenWriteOnly, "ingest", 200*time.Millisecond, 3*time.Second)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -32,6 +32,7 @@ func BenchmarkIngest(b *testing.B) {
 				b.ReportMetric(res.perCommit, "events/commit")
 				b.ReportMetric(res.commit, "ms/commit")
 				b.ReportMetric(res.sync, "ms-sync/commit")
+				b.ReportMetric(res.cpu, "µs-cpu/event")
 			}
 		})
 	}

@@ -56,7 +56,7 @@ func (r *runner) ingestPostgresOnce(ctx context.Context, pushers int) error {
 	if err != nil {
 		return err
 	}
-	res, err := ingestLoad(ctx, n, pushers, tokenWriteOnly, "ingest", r.sz.ingestWarm, r.sz.ingestWindow)
+	res, err := ingestLoad(ctx, n, pushers, 1, tokenWriteOnly, "ingest", r.sz.ingestWarm, r.sz.ingestWindow)
 	if cerr := n.close(); err == nil {
 		err = cerr
 	}

@@ -85,7 +85,7 @@ func ingestLoad(ctx context.Context, n *node, pushers, batch int, token, repo st
 	}
 	r := ingestResult{events: a1 - a0, rate: float64(a1-a0) / t1.Sub(t0).Seconds()}
 	if a1 > a0 {
-		r.cpu = float64((c1-c0).Microseconds()) / float64(a1-a0)
+		r.cpu = float64((c1 - c0).Microseconds()) / float64(a1-a0)
 	}
 	if c := s1.Commits - s0.Commits; c > 0 {
 		r.perCommit = float64(s1.Events-s0.Events) / float64(c)

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -118,6 +120,9 @@ func (r *runner) add(f report.Figure, target float64) {
 		f.Met = &met
 	}
 	f.Value, f.BaseVal = round(f.Value, 3), round(f.BaseVal, 3)
+	if l := loadAverage(); l != "" {
+		f.Note += "; machine load average " + l + " when recorded"
+	}
 	r.o.Logf("serverbench: %s = %g %s (baseline %g, ratio %g)", f.Name, f.Value, f.Unit, f.BaseVal, f.Ratio)
 	r.figs = append(r.figs, f)
 }
@@ -173,4 +178,18 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadAverage returns the 1-minute load average, "" when unknown: on a
+// shared machine it says how much the figures were disturbed.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return ""
+	}
+	return f[0]
 }

@@ -248,3 +248,63 @@ func event(id string) core.OutboxEvent {
 		DataID: "d", Data: json.RawMessage(`{"id":"d"}`),
 	}}
 }
+
+// TestGroupChecksEachPrecondition: writes racing on one connection, all
+// computed from the same generation, are committed together in groups; each
+// batch's precondition is checked against what the batches before it
+// leave, so exactly one lands and the others fail with ErrStale, leaving
+// nothing. Half carry outbox events (checked before writing), half only
+// documents (checked as the writes are issued, undone by aborting).
+func TestGroupChecksEachPrecondition(t *testing.T) {
+	s := open(t, dbName(t.Name()))
+	ctx := context.Background()
+	for round, withEvents := range []bool{true, false} {
+		gen, err := s.Generation(ctx, "todos")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const writers = 8
+		errs := make([]error, writers)
+		var wg sync.WaitGroup
+		for i := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := "r" + strconv.Itoa(round) + "-w" + strconv.Itoa(i)
+				b := &core.Batch{
+					Docs:   []core.DocWrite{{Repo: "todos", Doc: core.Doc{ID: id, Data: json.RawMessage(`{"id":"` + id + `"}`)}}},
+					Expect: map[string]uint64{"todos": gen},
+				}
+				if withEvents {
+					b.Events = []core.OutboxEvent{event("ev-" + id)}
+				}
+				errs[i] = s.Write(ctx, b)
+			}()
+		}
+		wg.Wait()
+		landed := 0
+		for i, err := range errs {
+			id := "r" + strconv.Itoa(round) + "-w" + strconv.Itoa(i)
+			_, ok, rerr := s.Doc(ctx, "todos", id)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			switch {
+			case err == nil && ok:
+				landed++
+			case errors.Is(err, core.ErrStale) && !ok:
+				if _, found, _ := s.Outbox(ctx, "ev-"+id); found {
+					t.Fatalf("round %d: the outbox holds the event of stale write %d", round, i)
+				}
+			default:
+				t.Fatalf("round %d: write %d returned %v, document stored %v", round, i, err, ok)
+			}
+		}
+		if landed != 1 {
+			t.Fatalf("round %d: %d writes landed, want exactly 1", round, landed)
+		}
+		if g, err := s.Generation(ctx, "todos"); err != nil || g != gen+1 {
+			t.Fatalf("round %d: Generation = %d, %v; want %d", round, g, err, gen+1)
+		}
+	}
+}

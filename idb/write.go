@@ -290,6 +290,43 @@ func (s *Store) commit(group []*pendingWrite) error {
 	return failed("write batch", err)
 }
 
+// readGenerations takes the results of the generation reads.
+func readGenerations(gens []*generation) {
+	for _, g := range gens {
+		if v := g.req.Get("result"); v.Type() == js.TypeNumber {
+			g.stored = uint64(v.Float())
+		}
+		g.cur = g.stored
+	}
+}
+
+// checkGenerations checks each batch's precondition against the
+// generations the batches before it leave, marking stale batches (which are
+// skipped whole), and advances the generations of the others.
+func checkGenerations(group []*pendingWrite, gens []*generation) {
+	find := func(repo string) *generation {
+		for _, g := range gens {
+			if g.repo == repo {
+				return g
+			}
+		}
+		return nil
+	}
+	for _, w := range group {
+		for repo, want := range w.p.expect {
+			if g := find(repo); g.cur != want {
+				w.stale = &core.StaleError{Repo: repo, Want: want, Have: g.cur}
+				break
+			}
+		}
+		if w.stale == nil {
+			for _, repo := range w.p.repos {
+				find(repo).cur++
+			}
+		}
+	}
+}
+
 // generation is a repository's generation while a group is applied.
 type generation struct {
 	repo        string
@@ -337,7 +374,6 @@ func apply(tx js.Value, group []*pendingWrite) error {
 			}
 		}
 		gens = append(gens, &generation{repo: repo})
-		needRead = true
 	}
 	entry := func(id string, read bool) *outboxEntry {
 		e := byID[id]
@@ -380,6 +416,19 @@ func apply(tx js.Value, group []*pendingWrite) error {
 	if len(entries) > 0 {
 		outbox = tx.Call("objectStore", storeOutbox)
 	}
+	if needOrder || len(gens) > 0 {
+		meta = tx.Call("objectStore", storeMeta)
+	}
+	// Without outbox reads to wait for, the generations are read without
+	// waiting: the writes follow at once and the preconditions are checked
+	// when the reads complete (before the writes, which were issued after
+	// them); a stale batch then aborts the transaction (see commit).
+	optimistic := !needRead && len(gens) > 0
+	if optimistic {
+		for _, g := range gens {
+			g.req = meta.Call("get", metaGeneration+g.repo)
+		}
+	}
 	if needRead {
 		var last js.Value
 		for _, e := range entries {
@@ -389,9 +438,6 @@ func apply(tx js.Value, group []*pendingWrite) error {
 			}
 		}
 		var orderReq js.Value
-		if needOrder || len(gens) > 0 {
-			meta = tx.Call("objectStore", storeMeta)
-		}
 		if needOrder {
 			orderReq = meta.Call("get", metaOrder)
 			last = orderReq
@@ -426,36 +472,8 @@ func apply(tx js.Value, group []*pendingWrite) error {
 			}
 			storedOrder = order
 		}
-		for _, g := range gens {
-			if v := g.req.Get("result"); v.Type() == js.TypeNumber {
-				g.stored = uint64(v.Float())
-			}
-			g.cur = g.stored
-		}
-	}
-
-	// Check each batch's precondition against the generations the batches
-	// before it leave; a stale batch is skipped whole.
-	find := func(repo string) *generation {
-		for _, g := range gens {
-			if g.repo == repo {
-				return g
-			}
-		}
-		return nil
-	}
-	for _, w := range group {
-		for repo, want := range w.p.expect {
-			if g := find(repo); g.cur != want {
-				w.stale = &core.StaleError{Repo: repo, Want: want, Have: g.cur}
-				break
-			}
-		}
-		if w.stale == nil {
-			for _, repo := range w.p.repos {
-				find(repo).cur++
-			}
-		}
+		readGenerations(gens)
+		checkGenerations(group, gens)
 	}
 
 	// Apply the batches in order, as if committed one after the other.
@@ -521,6 +539,26 @@ func apply(tx js.Value, group []*pendingWrite) error {
 	}
 	if order != storedOrder {
 		meta.Call("put", order, metaOrder)
+	}
+	if optimistic {
+		last := gens[len(gens)-1].req
+		w := listen(last, "success", "error")
+		typ := <-w.ch
+		w.release()
+		if typ != "success" {
+			if err := exceptionError(last.Get("error")); err != nil {
+				return err
+			}
+			return errors.New("generation read failed")
+		}
+		readGenerations(gens)
+		checkGenerations(group, gens)
+		for _, w := range group {
+			if w.stale != nil {
+				// The writes are issued: only aborting undoes them.
+				return w.stale
+			}
+		}
 	}
 	for _, g := range gens {
 		if g.cur != g.stored {

@@ -1,5 +1,6 @@
 // Package serve runs the whole lfsync server program: configuration from
-// flags and environment, the SQLite store, the sync server, the optional
+// flags and environment, the store (a SQLite file, or PostgreSQL shared by
+// several nodes), the sync server, the optional
 // static demo files, TLS and graceful shutdown. cmd/lfsync is a thin wrapper;
 // tests start a Main in-process on port 0.
 package serve
@@ -14,26 +15,27 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/lfsync/lfsync/server"
-	"github.com/lfsync/lfsync/server/sqlite"
 )
 
 // Main is the lfsync server program.
 type Main struct {
 	// Settings, filled by ParseFlags (environment first, flags override).
 	Listen        string
-	DB            string
+	DB            string // SQLite path or postgres:// URL
+	Node          string // this node's name; default the hostname
+	WatchPoll     time.Duration
 	TokensFile    string
 	Tokens        []string // TOKEN, TOKEN=user or TOKEN=user@namespace
 	JWTSecret     string
 	Open          bool
 	Origins       []string
+	Proxies       []string // trusted proxies: IPs or CIDR prefixes
 	TLSCert       string
 	TLSKey        string
 	Web           string
@@ -53,7 +55,7 @@ type Main struct {
 	Getenv func(string) string
 
 	log      *slog.Logger
-	store    *sqlite.Store
+	store    server.Store
 	srv      *server.Server
 	httpSrv  *http.Server
 	ln       net.Listener
@@ -70,6 +72,7 @@ func NewMain() *Main {
 	return &Main{
 		Listen:        ":8080",
 		DB:            "./data/lfsync.db",
+		WatchPoll:     server.DefaultWatchPoll,
 		RatePerSecond: 200,
 		RateBurst:     400,
 		MaxFrameBytes: server.DefaultMaxFrameBytes,
@@ -115,7 +118,9 @@ func (m *Main) ParseFlags(args []string) error {
 	fs := flag.NewFlagSet("lfsync serve", flag.ContinueOnError)
 	fs.SetOutput(m.Stderr)
 	fs.StringVar(&m.Listen, "addr", m.Listen, "listen address (env LFSYNC_ADDR)")
-	fs.StringVar(&m.DB, "db", m.DB, "SQLite database file; its directory is created (env LFSYNC_DB)")
+	fs.StringVar(&m.DB, "db", m.DB, "SQLite database file (its directory is created), or a postgres:// or postgresql:// URL of a PostgreSQL database that several nodes may share (env LFSYNC_DB)")
+	fs.StringVar(&m.Node, "node", m.Node, "name of this server node in logs, /api/health and /metrics; default the hostname (env LFSYNC_NODE)")
+	fs.DurationVar(&m.WatchPoll, "watch-poll", m.WatchPoll, "with PostgreSQL: how often subscribed repositories are re-read in case a notification of another node's append was lost (env LFSYNC_WATCH_POLL)")
 	fs.StringVar(&m.TokensFile, "tokens", m.TokensFile, "static tokens file, a JSON array of {token,user,namespace,read,write} (env LFSYNC_TOKENS)")
 	envTokens := m.Tokens
 	m.Tokens = nil
@@ -126,6 +131,9 @@ func (m *Main) ParseFlags(args []string) error {
 	m.Origins = nil
 	fs.Var(listFlag{&m.Origins}, "origin", "allowed browser Origin host patterns, comma-separated (e.g. app.example.com, *.example.com, https://x.example.com, * for all); repeatable (env LFSYNC_ORIGINS)")
 	fs.Var(listFlag{&m.Origins}, "origins", "same as --origin")
+	envProxies := m.Proxies
+	m.Proxies = nil
+	fs.Var(listFlag{&m.Proxies}, "trusted-proxy", "load balancers or reverse proxies (IP addresses or CIDR prefixes, comma-separated; repeatable) whose X-Forwarded-For names the client, for rate limits and logs (env LFSYNC_TRUSTED_PROXIES)")
 	fs.StringVar(&m.TLSCert, "tls-cert", m.TLSCert, "TLS certificate file (env LFSYNC_TLS_CERT)")
 	fs.StringVar(&m.TLSKey, "tls-key", m.TLSKey, "TLS key file (env LFSYNC_TLS_KEY)")
 	fs.StringVar(&m.Web, "web", m.Web, "directory of static files to serve at / (env LFSYNC_WEB)")
@@ -148,6 +156,12 @@ func (m *Main) ParseFlags(args []string) error {
 	}
 	if len(m.Origins) == 0 {
 		m.Origins = envOrigins
+	}
+	if len(m.Proxies) == 0 {
+		m.Proxies = envProxies
+	}
+	if m.Node == "" {
+		m.Node, _ = os.Hostname()
 	}
 	return nil
 }
@@ -173,10 +187,12 @@ func (m *Main) fromEnv() error {
 	}
 	str("LFSYNC_ADDR", &m.Listen)
 	str("LFSYNC_DB", &m.DB)
+	str("LFSYNC_NODE", &m.Node)
 	str("LFSYNC_TOKENS", &m.TokensFile)
 	list("LFSYNC_TOKEN", &m.Tokens)
 	str("LFSYNC_JWT_SECRET", &m.JWTSecret)
 	list("LFSYNC_ORIGINS", &m.Origins)
+	list("LFSYNC_TRUSTED_PROXIES", &m.Proxies)
 	str("LFSYNC_TLS_CERT", &m.TLSCert)
 	str("LFSYNC_TLS_KEY", &m.TLSKey)
 	str("LFSYNC_WEB", &m.Web)
@@ -197,6 +213,7 @@ func (m *Main) fromEnv() error {
 	parse("LFSYNC_MAX_BATCH", func(v string) (err error) { m.MaxBatch, err = strconv.Atoi(v); return })
 	parse("LFSYNC_PING_INTERVAL", func(v string) (err error) { m.PingInterval, err = time.ParseDuration(v); return })
 	parse("LFSYNC_PONG_TIMEOUT", func(v string) (err error) { m.PongTimeout, err = time.ParseDuration(v); return })
+	parse("LFSYNC_WATCH_POLL", func(v string) (err error) { m.WatchPoll, err = time.ParseDuration(v); return })
 	return errors.Join(errs...)
 }
 
@@ -277,6 +294,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	if m.Node != "" {
+		log = log.With("node", m.Node)
+	}
 	m.log = log
 	v, err := m.verifier()
 	if err != nil {
@@ -291,14 +311,9 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return fmt.Errorf("failed to open --web directory: %w", err)
 		}
 	}
-	if dir := filepath.Dir(m.DB); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("failed to create the database directory: %w", err)
-		}
-	}
-	store, err := sqlite.Open(m.DB)
+	store, err := openStore(ctx, m.DB, m.Node)
 	if err != nil {
-		return fmt.Errorf("failed to open database %s: %w", m.DB, err)
+		return err
 	}
 	defer func() {
 		if err != nil {
@@ -310,6 +325,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		MaxFrameBytes: m.MaxFrameBytes, MaxBatch: m.MaxBatch,
 		RatePerSecond: m.RatePerSecond, RateBurst: m.RateBurst,
 		PingInterval: m.PingInterval, PongTimeout: m.PongTimeout,
+		WatchPoll: m.WatchPoll, Node: m.Node, TrustedProxies: m.Proxies,
 		Logger: log,
 	})
 	if err != nil {
@@ -338,7 +354,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if m.TLSCert != "" {
 		scheme = "https"
 	}
-	log.Info("lfsync listening", "addr", ln.Addr().String(), "scheme", scheme, "db", m.DB, "web", m.Web, "origins", m.Origins)
+	log.Info("lfsync listening", "addr", ln.Addr().String(), "scheme", scheme, "backend", BackendOf(m.DB), "db", Redact(m.DB), "web", m.Web, "origins", m.Origins)
 	go func() {
 		defer close(m.done)
 		var err error

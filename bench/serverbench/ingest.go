@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +95,73 @@ func ingestLoad(ctx context.Context, n *node, pushers, batch int, token, repo st
 		r.sync = ms(s1.Sync-s0.Sync) / float64(c)
 	}
 	return r, nil
+}
+
+// plainEchoRate runs conns connections to a plain coder/websocket echo
+// server, each sending the same kind of push frames as ingestLoad and
+// waiting for the echo, and returns round trips per second in the window:
+// what the WebSocket transport alone allows on this machine.
+func plainEchoRate(ctx context.Context, conns, batch int, warm, window time.Duration) (float64, error) {
+	var count atomic.Int64
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("failed to listen: %w", err)
+	}
+	hs := &http.Server{Handler: echoHandler(&count), ReadHeaderTimeout: 10 * time.Second}
+	go hs.Serve(ln)
+	defer hs.Close()
+	url := "ws://" + ln.Addr().String() + "/"
+	clients := make([]*websocket.Conn, conns)
+	defer closeAll(clients)
+	for i := range clients {
+		ws, _, err := websocket.Dial(ctx, url, nil)
+		if err != nil {
+			return 0, fmt.Errorf("failed to dial the echo server: %w", err)
+		}
+		ws.SetReadLimit(-1)
+		clients[i] = ws
+	}
+	var (
+		trips, seq atomic.Int64
+		stop       atomic.Bool
+		wg         sync.WaitGroup
+		failed     atomic.Value
+	)
+	for _, ws := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var buf []byte
+			for !stop.Load() {
+				if batch == 1 {
+					buf = pushFrame(buf[:0], "ingest", seq.Add(1))
+				} else {
+					buf = batchFrame(buf[:0], "ingest", seq.Add(int64(batch)), batch)
+				}
+				err := ws.Write(ctx, websocket.MessageText, buf)
+				if err == nil {
+					_, _, err = ws.Read(ctx)
+				}
+				if err != nil {
+					failed.Store(err)
+					stop.Store(true)
+					return
+				}
+				trips.Add(int64(batch))
+			}
+		}()
+	}
+	time.Sleep(warm)
+	n0, t0 := trips.Load(), time.Now()
+	time.Sleep(window)
+	n1, t1 := trips.Load(), time.Now()
+	stop.Store(true)
+	closeAll(clients)
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil && n1 == n0 {
+		return 0, fmt.Errorf("echo client failed: %w", err)
+	}
+	return float64(n1-n0) / t1.Sub(t0).Seconds(), nil
 }
 
 // dialMany opens count authenticated connections, at most par at a time.
@@ -186,13 +255,17 @@ func (r *runner) ingestSQLiteOnce(ctx context.Context, pushers, batch int) error
 	if err != nil {
 		return fmt.Errorf("baseline: %w", err)
 	}
+	echo, err := plainEchoRate(ctx, pushers, batch, r.sz.ingestWarm, r.sz.ingestWindow)
+	if err != nil {
+		return fmt.Errorf("echo reference: %w", err)
+	}
 	f := report.Figure{
 		Name: name, Unit: "events/s", Better: "higher",
 		Value:    res.rate,
 		Baseline: fmt.Sprintf("plain database/sql INSERTs of the same %d events, %d per transaction (the server's mean group commit), same durability (WAL, synchronous=FULL)", res.events, group),
 		BaseVal:  base,
-		Note: fmt.Sprintf("each pusher: %s, waits for its ack; write-only token (pushers subscribe to nothing); %.1f events per group commit, %.2f ms per commit of which %.2f ms in COMMIT (WAL fsync); %.0f µs CPU per event (server and clients, in one process over loopback WebSockets)",
-			how, res.perCommit, res.commit, res.sync, res.cpu),
+		Note: fmt.Sprintf("each pusher: %s, waits for its ack; write-only token (pushers subscribe to nothing); %.1f events per group commit, %.2f ms per commit of which %.2f ms in COMMIT (WAL fsync); %.0f µs CPU per event (server and clients, in one process over loopback WebSockets); the same frames echoed by a plain coder/websocket server over %d connections: %.0f events/s (the transport alone)",
+			how, res.perCommit, res.commit, res.sync, res.cpu, pushers, echo),
 	}
 	target := 0.0
 	if pushers == 100 && batch == 1 {

@@ -71,24 +71,7 @@ func runChild(mode, dir string, in io.Reader, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("failed to listen: %w", err)
 		}
-		hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ws, err := websocket.Accept(w, r, nil)
-			if err != nil {
-				return
-			}
-			defer ws.CloseNow()
-			conns.Add(1)
-			defer conns.Add(-1)
-			for { // echo each frame: a minimal request/response server
-				typ, b, err := ws.Read(r.Context())
-				if err != nil {
-					return
-				}
-				if err := ws.Write(r.Context(), typ, b); err != nil {
-					return
-				}
-			}
-		})}
+		hs := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: echoHandler(&conns)}
 		go hs.Serve(ln)
 		url = "ws://" + ln.Addr().String() + "/"
 		count = func() int { return int(conns.Load()) }
@@ -115,6 +98,30 @@ func runChild(mode, dir string, in io.Reader, out io.Writer) error {
 		}
 	}
 	return stop()
+}
+
+// echoHandler is a minimal coder/websocket request/response server: it
+// writes every frame back, and counts its connections in conns.
+func echoHandler(conns *atomic.Int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ws.SetReadLimit(-1)
+		conns.Add(1)
+		defer conns.Add(-1)
+		for {
+			typ, b, err := ws.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := ws.Write(r.Context(), typ, b); err != nil {
+				return
+			}
+		}
+	})
 }
 
 // rssKiB returns this process's resident set size.

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Operation is the kind of change an event records.
@@ -81,8 +82,8 @@ func ParseTime(raw json.RawMessage) (time.Time, error) {
 		return time.Time{}, errors.New("timestamp is missing")
 	}
 	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, ok := unquote(raw)
+		if !ok {
 			return time.Time{}, errors.New("timestamp is not a string")
 		}
 		t, err := time.Parse(time.RFC3339Nano, s)
@@ -144,70 +145,74 @@ type Event struct {
 // MaxIDLength bounds event and document ids.
 const MaxIDLength = 256
 
-// wireEvent is the coded form of an event.
-type wireEvent struct {
-	ID             string          `json:"_event_id"`
-	Operation      Operation       `json:"_operation"`
-	CreatedAt      string          `json:"_created_at"`
-	DataID         string          `json:"_data_id"`
-	Data           json.RawMessage `json:"_data,omitempty"`
-	ServerSequence int64           `json:"serverSequence,omitempty"`
-	Meta           json.RawMessage `json:"_meta,omitempty"`
-}
-
 // MarshalJSON writes the coded form.
 func (e Event) MarshalJSON() ([]byte, error) {
-	w := wireEvent{
-		ID:             e.ID,
-		Operation:      e.Operation,
-		CreatedAt:      FormatTime(e.CreatedAt),
-		DataID:         e.DataID,
-		ServerSequence: e.ServerSequence,
-		Meta:           e.Meta,
+	return appendEvent(make([]byte, 0, 160+len(e.Data)+len(e.Meta)), e), nil
+}
+
+// eventKeys are the keys an event may carry: the coded form and the
+// README's aliases. Decoding into a struct is several times cheaper than
+// into a map; encoding/json matches keys case-insensitively, which accepts a
+// few more spellings and rejects none.
+type eventKeys struct {
+	ID             json.RawMessage `json:"_event_id"`
+	EventID        json.RawMessage `json:"eventId"`
+	PlainID        json.RawMessage `json:"id"`
+	Operation      json.RawMessage `json:"_operation"`
+	PlainOperation json.RawMessage `json:"operation"`
+	CreatedAt      json.RawMessage `json:"_created_at"`
+	PlainCreatedAt json.RawMessage `json:"createdAt"`
+	DataID         json.RawMessage `json:"_data_id"`
+	PlainDataID    json.RawMessage `json:"dataId"`
+	Data           json.RawMessage `json:"_data"`
+	PlainData      json.RawMessage `json:"data"`
+	Meta           json.RawMessage `json:"_meta"`
+	ServerSequence json.RawMessage `json:"serverSequence"`
+}
+
+// pick returns the first of raws that is present and not null.
+func pick(raws ...json.RawMessage) json.RawMessage {
+	for _, v := range raws {
+		if v != nil && string(v) != "null" {
+			return v
+		}
 	}
-	if e.Operation != OpDelete && len(e.Data) > 0 {
-		w.Data = e.Data
-	}
-	return json.Marshal(w)
+	return nil
 }
 
 // UnmarshalJSON reads the coded form or the README's aliases and validates
 // the result.
 func (e *Event) UnmarshalJSON(b []byte) error {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
 		return errors.New("event is not a JSON object")
 	}
-	pick := func(keys ...string) json.RawMessage {
-		for _, k := range keys {
-			if v, ok := m[k]; ok && string(v) != "null" {
-				return v
-			}
-		}
-		return nil
+	var k eventKeys
+	if err := json.Unmarshal(b, &k); err != nil {
+		return errors.New("event is not a JSON object")
 	}
 	var out Event
-	if raw := pick("_event_id", "eventId", "id"); raw != nil {
-		if err := json.Unmarshal(raw, &out.ID); err != nil {
+	if raw := pick(k.ID, k.EventID, k.PlainID); raw != nil {
+		var ok bool
+		if out.ID, ok = unquote(raw); !ok {
 			return errors.New("event id is not a string")
 		}
 	}
-	op, err := ParseOperation(pick("_operation", "operation"))
+	op, err := ParseOperation(pick(k.Operation, k.PlainOperation))
 	if err != nil {
 		return err
 	}
 	out.Operation = op
-	if out.CreatedAt, err = ParseTime(pick("_created_at", "createdAt")); err != nil {
+	if out.CreatedAt, err = ParseTime(pick(k.CreatedAt, k.PlainCreatedAt)); err != nil {
 		return err
 	}
-	if raw := pick("_data", "data"); raw != nil {
-		raw = bytes.TrimSpace(raw)
+	if raw := pick(k.Data, k.PlainData); raw != nil {
 		if raw[0] != '{' {
 			return errors.New("event data is not a JSON object")
 		}
-		out.Data = append(json.RawMessage(nil), raw...)
+		out.Data = raw
 	}
-	if raw := pick("_data_id", "dataId"); raw != nil {
+	if raw := pick(k.DataID, k.PlainDataID); raw != nil {
 		if out.DataID, err = idString(raw); err != nil {
 			return errors.New("event data id " + err.Error())
 		}
@@ -221,14 +226,13 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 			}
 		}
 	}
-	if raw := pick("_meta"); raw != nil {
-		raw = bytes.TrimSpace(raw)
+	if raw := pick(k.Meta); raw != nil {
 		if raw[0] != '{' {
 			return errors.New("event _meta is not a JSON object")
 		}
-		out.Meta = append(json.RawMessage(nil), raw...)
+		out.Meta = raw
 	}
-	if raw := pick("serverSequence"); raw != nil {
+	if raw := pick(k.ServerSequence); raw != nil {
 		if err := json.Unmarshal(raw, &out.ServerSequence); err != nil {
 			return errors.New("serverSequence is not an integer")
 		}
@@ -240,12 +244,36 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// unquote reads a JSON string. Strings without escapes, the common case for
+// ids and timestamps, are taken as they are; others go through
+// encoding/json.
+func unquote(raw json.RawMessage) (string, bool) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		inner := raw[1 : n-1]
+		plain := true
+		for _, c := range inner {
+			if c == '\\' || c == '"' || c < 0x20 || c >= utf8.RuneSelf {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return string(inner), true
+		}
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
 // idString accepts a JSON string or integer id and returns it as a string.
 func idString(raw json.RawMessage) (string, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) > 0 && raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
+		s, ok := unquote(raw)
+		if !ok {
 			return "", errors.New("is not a string")
 		}
 		return s, nil

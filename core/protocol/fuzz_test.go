@@ -2,6 +2,7 @@ package protocol_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"testing"
 
@@ -33,6 +34,8 @@ var seedFrames = []string{
 	`{"type":"error","message":"no","code":"forbidden","repository":"r","eventId":"e"}`,
 	`{"type":"push_event","repository":"r","event":{"_event_id":"e","_operation":0,"_created_at":1e15,"_data_id":"d","_data":{}}}`,
 	`{"type":"request_events","repository":"r","afterSequence":1e300}`,
+	`{"type":"error","message":"line\nbreak \"quoted\" \\ \u0001 \u2028 <&> \ud800 é"}`,
+	`{"type":"push_event","repository":"r\u0000","event":{"_event_id":"e\t","_operation":"delete","_created_at":"2025-01-23T10:00:00Z","_data_id":7}}`,
 	`{"type":"bogus"}`,
 	`{"type":"push_event"`,
 	`[]`,
@@ -58,6 +61,9 @@ func FuzzDecode(f *testing.F) {
 		first, err := protocol.Encode(m)
 		if err != nil {
 			t.Fatalf("Encode of decoded %q: %v", frame, err)
+		}
+		if !json.Valid(first) {
+			t.Fatalf("Encode of decoded %q wrote invalid JSON %s", frame, first)
 		}
 		again, err := protocol.Decode(first)
 		if err != nil {

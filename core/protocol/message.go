@@ -115,154 +115,100 @@ func ErrorMessage(code Code, text string) Message {
 }
 
 // MarshalJSON writes the frame with exactly the keys its type uses.
-func (m Message) MarshalJSON() ([]byte, error) {
-	out := make(map[string]any, 8)
-	switch m.Type {
-	case TypeAuth:
-		for k, v := range m.Headers {
-			out[k] = v
-		}
-		if m.Token != "" {
-			out["token"] = m.Token
-		}
-		if m.ClientID != "" {
-			out["clientId"] = m.ClientID
-		}
-	case TypePushEvent:
-		out["repository"] = m.Repository
-		if len(m.Events) > 0 {
-			out["event"] = m.Events[0]
-		}
-	case TypePushEventsBatch, TypeEvents:
-		out["repository"] = m.Repository
-		events := m.Events
-		if events == nil {
-			events = []Event{}
-		}
-		out["events"] = events
-	case TypeRequestEvents:
-		out["repository"] = m.Repository
-		if !m.Since.IsZero() {
-			out["since"] = FormatTime(m.Since)
-		} else {
-			out["afterSequence"] = m.AfterSequence
-		}
-		if m.Limit > 0 {
-			out["limit"] = m.Limit
-		}
-		if m.All {
-			out["reduce"] = false
-		}
-	case TypeRequestAllEvents:
-		if m.Repository != "" {
-			out["repository"] = m.Repository
-		}
-	case TypeEventsReceived:
-		out["repository"] = m.Repository
-		out["count"] = m.Count
-	case TypeAck:
-		ids := m.EventIDs
-		if ids == nil {
-			ids = []string{}
-		}
-		repos := m.Repositories
-		if repos == nil {
-			repos = map[string][]string{}
-		}
-		out["eventIds"] = ids
-		out["repositories"] = repos
-		if len(m.Sequences) > 0 {
-			out["sequences"] = m.Sequences
-		}
-	case TypeSyncComplete:
-		if m.Repository != "" {
-			out["repository"] = m.Repository
-		}
-		out["hasMore"] = m.HasMore
-		out["lastSequence"] = m.LastSequence
-	case TypeError:
-		out["message"] = m.Text
-		if m.Code != "" {
-			out["code"] = m.Code
-		}
-		if m.Repository != "" {
-			out["repository"] = m.Repository
-		}
-		if m.EventID != "" {
-			out["eventId"] = m.EventID
-		}
-	}
-	// Written last so that no header can overwrite the type.
-	out["type"] = m.Type
-	return json.Marshal(out)
-}
+func (m Message) MarshalJSON() ([]byte, error) { return appendMessage(nil, m) }
 
 // Encode renders a frame.
-func Encode(m Message) ([]byte, error) { return json.Marshal(m) }
+func Encode(m Message) ([]byte, error) { return appendMessage(make([]byte, 0, 256), m) }
+
+// frameKeys are the keys of every frame but auth's headers. Decoding into a
+// struct is several times cheaper than into a map; encoding/json matches keys
+// case-insensitively, which accepts a few more spellings and rejects none.
+type frameKeys struct {
+	Type          json.RawMessage `json:"type"`
+	Repository    json.RawMessage `json:"repository"`
+	Event         json.RawMessage `json:"event"`
+	Events        json.RawMessage `json:"events"`
+	AfterSequence json.RawMessage `json:"afterSequence"`
+	Since         json.RawMessage `json:"since"`
+	Limit         json.RawMessage `json:"limit"`
+	Reduce        json.RawMessage `json:"reduce"`
+	Count         json.RawMessage `json:"count"`
+	EventIDs      json.RawMessage `json:"eventIds"`
+	Repositories  json.RawMessage `json:"repositories"`
+	Sequences     json.RawMessage `json:"sequences"`
+	HasMore       json.RawMessage `json:"hasMore"`
+	LastSequence  json.RawMessage `json:"lastSequence"`
+	Message       json.RawMessage `json:"message"`
+	Code          json.RawMessage `json:"code"`
+	EventID       json.RawMessage `json:"eventId"`
+}
 
 // Decode parses a frame. Any failure is an *Error with CodeInvalid naming the
 // field at fault; an unknown type is an error too.
 func Decode(b []byte) (Message, error) {
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&raw); err != nil || raw == nil {
+	var k frameKeys
+	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
 		return Message{}, Errorf(CodeInvalid, "frame is not a JSON object")
 	}
-	if dec.More() {
-		return Message{}, Errorf(CodeInvalid, "frame has data after the JSON object")
+	if err := json.Unmarshal(b, &k); err != nil {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		var v json.RawMessage
+		if dec.Decode(&v) == nil && dec.More() {
+			return Message{}, Errorf(CodeInvalid, "frame has data after the JSON object")
+		}
+		return Message{}, Errorf(CodeInvalid, "frame is not a JSON object")
 	}
-	f := fields(raw)
 	var m Message
-	if err := f.str("type", &m.Type, true); err != nil {
+	if err := str("type", k.Type, &m.Type, true); err != nil {
 		return Message{}, err
 	}
 	var err error
 	switch m.Type {
 	case TypeAuth:
-		err = f.decodeAuth(&m)
+		err = decodeAuth(b, &m)
 	case TypePing, TypePong, TypeAuthSuccess:
 	case TypePushEvent:
-		err = f.str("repository", &m.Repository, true)
+		err = str("repository", k.Repository, &m.Repository, true)
 		if err == nil {
 			var ev Event
-			if err = f.event("event", &ev); err == nil {
+			if err = event("event", k.Event, &ev); err == nil {
 				m.Events = []Event{ev}
 			}
 		}
 	case TypePushEventsBatch, TypeEvents:
-		if err = f.str("repository", &m.Repository, true); err == nil {
-			err = f.events("events", &m.Events)
+		if err = str("repository", k.Repository, &m.Repository, true); err == nil {
+			err = events("events", k.Events, &m.Events)
 		}
 	case TypeRequestEvents:
-		err = f.decodeRequest(&m)
+		err = decodeRequest(&k, &m)
 	case TypeRequestAllEvents:
-		err = f.str("repository", &m.Repository, false)
+		err = str("repository", k.Repository, &m.Repository, false)
 	case TypeEventsReceived:
-		if err = f.str("repository", &m.Repository, true); err == nil {
-			err = f.integer("count", &m.Count)
+		if err = str("repository", k.Repository, &m.Repository, true); err == nil {
+			err = integer("count", k.Count, &m.Count)
 		}
 	case TypeAck:
-		err = f.decodeAck(&m)
+		err = decodeAck(&k, &m)
 	case TypeSyncComplete:
-		if err = f.str("repository", &m.Repository, false); err == nil {
-			if v, ok := raw["hasMore"]; ok && json.Unmarshal(v, &m.HasMore) != nil {
+		if err = str("repository", k.Repository, &m.Repository, false); err == nil {
+			if v, ok := present(k.HasMore); ok && json.Unmarshal(v, &m.HasMore) != nil {
 				err = Errorf(CodeInvalid, "hasMore is not a boolean")
 			}
 		}
 		if err == nil {
-			err = f.int64("lastSequence", &m.LastSequence)
+			err = int64Field("lastSequence", k.LastSequence, &m.LastSequence)
 		}
 	case TypeError:
-		if err = f.str("message", &m.Text, false); err == nil {
+		if err = str("message", k.Message, &m.Text, false); err == nil {
 			var code string
-			err = f.str("code", &code, false)
+			err = str("code", k.Code, &code, false)
 			m.Code = Code(code)
 		}
 		if err == nil {
-			err = f.str("repository", &m.Repository, false)
+			err = str("repository", k.Repository, &m.Repository, false)
 		}
 		if err == nil {
-			err = f.str("eventId", &m.EventID, false)
+			err = str("eventId", k.EventID, &m.EventID, false)
 		}
 	default:
 		return Message{}, Errorf(CodeInvalid, "unknown message type "+strconv.Quote(m.Type))
@@ -273,36 +219,35 @@ func Decode(b []byte) (Message, error) {
 	return m, nil
 }
 
-// fields is a decoded JSON object whose members are read with type checks.
-type fields map[string]json.RawMessage
-
-func (f fields) present(key string) (json.RawMessage, bool) {
-	v, ok := f[key]
-	if !ok || string(bytes.TrimSpace(v)) == "null" {
+// present returns a member's value unless it is absent or null.
+func present(v json.RawMessage) (json.RawMessage, bool) {
+	if v == nil || string(v) == "null" {
 		return nil, false
 	}
 	return v, true
 }
 
-func (f fields) str(key string, dst *string, required bool) error {
-	v, ok := f.present(key)
+func str(key string, raw json.RawMessage, dst *string, required bool) error {
+	v, ok := present(raw)
 	if !ok {
 		if required {
 			return Errorf(CodeInvalid, key+" is missing")
 		}
 		return nil
 	}
-	if err := json.Unmarshal(v, dst); err != nil {
+	s, ok := unquote(v)
+	if !ok {
 		return Errorf(CodeInvalid, key+" is not a string")
 	}
-	if required && *dst == "" {
+	if required && s == "" {
 		return Errorf(CodeInvalid, key+" is empty")
 	}
+	*dst = s
 	return nil
 }
 
-func (f fields) int64(key string, dst *int64) error {
-	v, ok := f.present(key)
+func int64Field(key string, raw json.RawMessage, dst *int64) error {
+	v, ok := present(raw)
 	if !ok {
 		return nil
 	}
@@ -326,9 +271,9 @@ func (f fields) int64(key string, dst *int64) error {
 	return nil
 }
 
-func (f fields) integer(key string, dst *int) error {
+func integer(key string, raw json.RawMessage, dst *int) error {
 	var i int64
-	if err := f.int64(key, &i); err != nil {
+	if err := int64Field(key, raw, &i); err != nil {
 		return err
 	}
 	if i > 1<<31-1 {
@@ -338,19 +283,19 @@ func (f fields) integer(key string, dst *int) error {
 	return nil
 }
 
-func (f fields) event(key string, dst *Event) error {
-	v, ok := f.present(key)
+func event(key string, raw json.RawMessage, dst *Event) error {
+	v, ok := present(raw)
 	if !ok {
 		return Errorf(CodeInvalid, key+" is missing")
 	}
-	if err := json.Unmarshal(v, dst); err != nil {
+	if err := dst.UnmarshalJSON(v); err != nil {
 		return Errorf(CodeInvalid, "invalid event: "+err.Error())
 	}
 	return nil
 }
 
-func (f fields) events(key string, dst *[]Event) error {
-	v, ok := f.present(key)
+func events(key string, raw json.RawMessage, dst *[]Event) error {
+	v, ok := present(raw)
 	if !ok {
 		return Errorf(CodeInvalid, key+" is missing")
 	}
@@ -360,7 +305,9 @@ func (f fields) events(key string, dst *[]Event) error {
 	}
 	out := make([]Event, len(raws))
 	for i, r := range raws {
-		if err := json.Unmarshal(r, &out[i]); err != nil {
+		// The frame was checked as a whole; UnmarshalJSON checks each
+		// event's shape without a second validation pass.
+		if err := out[i].UnmarshalJSON(r); err != nil {
 			return Errorf(CodeInvalid, "invalid event at index "+strconv.Itoa(i)+": "+err.Error())
 		}
 	}
@@ -368,11 +315,17 @@ func (f fields) events(key string, dst *[]Event) error {
 	return nil
 }
 
-func (f fields) decodeAuth(m *Message) error {
-	if err := f.str("token", &m.Token, false); err != nil {
+// decodeAuth reads an auth frame: token, clientId, and every other
+// top-level string key as a header.
+func decodeAuth(b []byte, m *Message) error {
+	var f map[string]json.RawMessage
+	if err := json.Unmarshal(b, &f); err != nil {
+		return Errorf(CodeInvalid, "frame is not a JSON object")
+	}
+	if err := str("token", f["token"], &m.Token, false); err != nil {
 		return err
 	}
-	if err := f.str("clientId", &m.ClientID, false); err != nil {
+	if err := str("clientId", f["clientId"], &m.ClientID, false); err != nil {
 		return err
 	}
 	for k, v := range f {
@@ -400,42 +353,42 @@ func (f fields) decodeAuth(m *Message) error {
 	return nil
 }
 
-func (f fields) decodeRequest(m *Message) error {
-	if err := f.str("repository", &m.Repository, true); err != nil {
+func decodeRequest(k *frameKeys, m *Message) error {
+	if err := str("repository", k.Repository, &m.Repository, true); err != nil {
 		return err
 	}
-	if err := f.int64("afterSequence", &m.AfterSequence); err != nil {
+	if err := int64Field("afterSequence", k.AfterSequence, &m.AfterSequence); err != nil {
 		return err
 	}
-	if v, ok := f.present("since"); ok {
+	if v, ok := present(k.Since); ok {
 		t, err := ParseTime(v)
 		if err != nil {
 			return Errorf(CodeInvalid, "since: "+err.Error())
 		}
 		m.Since = t
 	}
-	if v, ok := f.present("reduce"); ok {
+	if v, ok := present(k.Reduce); ok {
 		var reduce bool
 		if err := json.Unmarshal(v, &reduce); err != nil {
 			return Errorf(CodeInvalid, "reduce is not a boolean")
 		}
 		m.All = !reduce
 	}
-	return f.integer("limit", &m.Limit)
+	return integer("limit", k.Limit, &m.Limit)
 }
 
-func (f fields) decodeAck(m *Message) error {
-	if v, ok := f.present("eventIds"); ok {
+func decodeAck(k *frameKeys, m *Message) error {
+	if v, ok := present(k.EventIDs); ok {
 		if err := json.Unmarshal(v, &m.EventIDs); err != nil {
 			return Errorf(CodeInvalid, "eventIds is not an array of strings")
 		}
 	}
-	if v, ok := f.present("repositories"); ok {
+	if v, ok := present(k.Repositories); ok {
 		if err := json.Unmarshal(v, &m.Repositories); err != nil {
 			return Errorf(CodeInvalid, "repositories is not an object of string arrays")
 		}
 	}
-	if v, ok := f.present("sequences"); ok {
+	if v, ok := present(k.Sequences); ok {
 		if err := json.Unmarshal(v, &m.Sequences); err != nil {
 			return Errorf(CodeInvalid, "sequences is not an object of integers")
 		}

@@ -156,7 +156,7 @@ func TestAckAlwaysCarriesLists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := string(b), `{"eventIds":[],"repositories":{},"type":"ack"}`; got != want {
+	if got, want := string(b), `{"type":"ack","eventIds":[],"repositories":{}}`; got != want {
 		t.Fatalf("empty ack=%s, want %s", got, want)
 	}
 }
@@ -193,6 +193,33 @@ func TestDecodeErrors(t *testing.T) {
 		}
 		if perr.Code != protocol.CodeInvalid || !strings.Contains(perr.Message, want) {
 			t.Errorf("Decode(%s)=%v, want code invalid and message containing %q", frame, perr, want)
+		}
+	}
+}
+
+// TestEncodeEscapesStrings checks that the encoder's strings read back as
+// encoding/json reads them, for every kind of character it must escape.
+func TestEncodeEscapesStrings(t *testing.T) {
+	for _, s := range []string{
+		"", "plain", `quote " and backslash \`, "tab\tnewline\nreturn\r",
+		"\x00\x01\x1f\x7f", "line\u2028para\u2029", "<script>&amp;</script>",
+		"émoji 🙂", "bad utf-8 \xff\xfe end", "\xed\xa0\x80",
+	} {
+		frame, err := protocol.Encode(protocol.ErrorMessage(protocol.CodeInvalid, s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct{ Message string }
+		if err := json.Unmarshal(frame, &got); err != nil {
+			t.Fatalf("Encode(%q) wrote invalid JSON %s: %v", s, frame, err)
+		}
+		ref, _ := json.Marshal(s)
+		var want string
+		if err := json.Unmarshal(ref, &want); err != nil {
+			t.Fatal(err)
+		}
+		if got.Message != want {
+			t.Errorf("Encode(%q) reads back as %q, encoding/json's as %q", s, got.Message, want)
 		}
 	}
 }

@@ -28,4 +28,4 @@ lint:
 
 ## clean: remove build outputs and test artifacts
 clean:
-	rm -rf bin web/dist e2e/artifacts bench/out
+	rm -rf bin web/dist e2e/artifacts

@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Runs the Go benchmarks of the server store and the local query engine.
-# The browser suite and baseline ratios are issue 6 (see docs/benchmarks.md).
+# make bench: the browser suite (headless Chromium) and the server suite, each
+# figure beside its plain-JS or plain-Go baseline of the same run. Writes
+# docs/benchmarks.md (between its bench markers) and docs/benchmarks.json.
+# BENCH_FLAGS="-smoke" for the short mode; "-postgres off" skips PostgreSQL.
+# Extra arguments go to the instrument: bash .ci/bench.sh -suite server
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p bench/out
-go test -run='^$' -bench=. -benchmem -count=1 -timeout 20m ./server/... ./core/... | tee bench/out/go.txt
+
+bash .ci/deps.sh  # Chromium and PostgreSQL, as for the tests
+bash .ci/build.sh # web/dist: the wasm and the JS package the browser suite loads
+# shellcheck disable=SC2086 # BENCH_FLAGS is a list of flags
+go run ./bench ${BENCH_FLAGS:-} "$@"

@@ -226,7 +226,22 @@ func (b *browser) newPage(t *testing.T, name string) *page {
 	if b.isolate {
 		opts = append(opts, chromedp.WithNewBrowserContext())
 	}
-	ctx, cancel := chromedp.NewContext(b.ctx, opts...)
+	return openPage(t, b.ctx, name, opts...)
+}
+
+// newTab opens another tab in p's browser context (the same storage, Web
+// Locks and BroadcastChannels: the same origin state, as a person opening
+// a second tab). Closing it leaves p open; closing p, when p created the
+// browser context, disposes of every tab in it.
+func (p *page) newTab(t *testing.T, name string) *page {
+	t.Helper()
+	return openPage(t, p.ctx, name)
+}
+
+// openPage opens a tab under parent (a browser or a tab context).
+func openPage(t *testing.T, parent context.Context, name string, opts ...chromedp.ContextOption) *page {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(parent, opts...)
 	p := &page{t: t, name: name, ctx: ctx, cancel: cancel}
 	// Console opens the tab and subscribes before anything runs in it.
 	messages := chromedp.Console(ctx)

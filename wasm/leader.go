@@ -309,13 +309,17 @@ func (l *leadership) beatLocked() {
 
 // receive handles a message of another client of the database.
 func (l *leadership) receive(m tabMessage) {
-	if m.Type == msgChanged {
-		l.invalidate(m.Repos)
-		return
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed {
+	if l.closed || l.hidden {
+		// A frozen page may still get messages, but the results of the
+		// IndexedDB requests they would start are not delivered until it
+		// thaws: its transactions would stay open and block every other
+		// tab's writes. It catches up on resume.
+		return
+	}
+	if m.Type == msgChanged {
+		l.invalidate(m.Repos)
 		return
 	}
 	now := time.Now()
@@ -721,6 +725,7 @@ func (l *leadership) setHidden(hidden bool) {
 	}
 	l.heard = time.Now()
 	l.peers = map[string]time.Time{}
+	l.invalidate([]string{""}) // what the other tabs did meanwhile
 	l.tabs.send(tabMessage{Type: msgHello})
 	l.joinLocked()
 	l.publishLocked()

@@ -128,18 +128,58 @@ func checkAppend(ns, repo string, events []protocol.Event) error {
 
 // write is the writer goroutine: it takes every queued request, commits
 // them in one transaction, answers them, and repeats until reqs is closed
-// and drained.
+// and drained. When fewer requests are queued than the last group held, it
+// first waits, at most half the last group's commit time, for that many:
+// the pushers answered by the last commit are then on their way back, and
+// without the wait they would miss this group and make the next one, so
+// that concurrent pushers split into two half-size groups, each paying a
+// full fsync. A lone pusher (groups of one) never waits.
 func (s *Store) write() {
 	defer close(s.done)
 	group := make([]*appendReq, 0, s.maxGroup)
+	var lastSize int           // requests in the last group
+	var lastTime time.Duration // how long it took
 	for first := range s.reqs {
 		// Let the pushers just answered queue their next requests, so that
 		// groups stay large instead of alternating large and small.
 		runtime.Gosched()
 		group = s.drain(append(group[:0], first))
+		if len(group) < lastSize {
+			group = s.gather(group, lastSize, time.Now().Add(lastTime/2))
+		}
+		start := time.Now()
 		group = s.commit(group)
+		lastSize, lastTime = len(group), time.Since(start)
 		clear(group)
 	}
+}
+
+// gather adds requests as they come until group holds want of them, the
+// group limits are reached, or deadline passes.
+func (s *Store) gather(group []*appendReq, want int, deadline time.Time) []*appendReq {
+	d := time.Until(deadline)
+	if d <= 0 {
+		return group
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	n := 0
+	for _, r := range group {
+		n += len(r.events)
+	}
+	for len(group) < want && len(group) < s.maxGroup && n < s.maxGroupEvents {
+		select {
+		case r, ok := <-s.reqs:
+			if !ok {
+				return group
+			}
+			group = append(group, r)
+			n += len(r.events)
+		case <-t.C:
+			return group
+		}
+	}
+	return group
 }
 
 // drain adds the requests queued now to group, within the group limits,

@@ -187,3 +187,34 @@ func TestLateJoinersCommitWithGroup(t *testing.T) {
 		t.Fatalf("Range(z) = %s, %v; want z1 intruder", eventIDs(all), err)
 	}
 }
+
+// TestGatherTakesRequestsUpToWant checks the writer's wait for the pushers
+// of the last group: it takes queued requests until it holds as many as
+// asked, and takes none once its deadline has passed.
+func TestGatherTakesRequestsUpToWant(t *testing.T) {
+	s, err := openStore(filepath.Join(t.TempDir(), "gather.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		close(s.reqs)
+		if err := s.closeDBs(); err != nil {
+			t.Error(err)
+		}
+	}()
+	req := func() *appendReq {
+		return &appendReq{ctx: context.Background(), ns: "ns", repo: "r", done: make(chan appendResult, 1),
+			events: []protocol.Event{{ID: "e", CreatedAt: time.UnixMilli(1), DataID: "d"}}}
+	}
+	for range 4 {
+		s.reqs <- req()
+	}
+	group := s.gather([]*appendReq{req()}, 3, time.Now().Add(time.Minute))
+	if len(group) != 3 || len(s.reqs) != 2 {
+		t.Fatalf("gather took %d requests and left %d queued, want 3 and 2", len(group), len(s.reqs))
+	}
+	group = s.gather(group[:1], 3, time.Now().Add(-time.Second))
+	if len(group) != 1 || len(s.reqs) != 2 {
+		t.Fatalf("gather past its deadline took %d requests and left %d queued, want 1 and 2", len(group), len(s.reqs))
+	}
+}

@@ -28,10 +28,25 @@ import (
 // disposes of it), and the demo at url in n tabs of it.
 func openTabGroup(t *testing.T, url string, names ...string) []*page {
 	t.Helper()
+	return openTabGroupWith(t, url, "", names...)
+}
+
+// openTabGroupWith is openTabGroup with a script run in every tab before
+// the page's own.
+func openTabGroupWith(t *testing.T, url, initScript string, names ...string) []*page {
+	t.Helper()
 	anchor := sharedBrowser(t).newPage(t, "context")
 	pages := make([]*page, len(names))
 	for i, name := range names {
 		p := anchor.newTab(t, name)
+		if initScript != "" {
+			ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+			_, err := chromedp.Call(ctx, lifecycle.AddScriptToEvaluateOnNewDocument, lifecycle.AddScriptToEvaluateOnNewDocumentParams{Source: initScript})
+			cancel()
+			if err != nil {
+				t.Fatalf("%s: failed to add the init script: %v", name, err)
+			}
+		}
 		p.navigate(url)
 		p.waitDemo()
 		pages[i] = p
@@ -391,4 +406,52 @@ func TestHungLeaderTabIsReplaced(t *testing.T) {
 	}
 	leader.waitRow("Written while the leader hangs")
 	srv.settleConnections(t, 1)
+}
+
+// TestTabsWithoutWebLocksOrBroadcastChannel runs two tabs of a browser
+// that has neither (as old Safari): each tab syncs on its own socket, the
+// tabs relay their writes over localStorage events, and the server stores
+// every write once although both tabs push the shared outbox.
+func TestTabsWithoutWebLocksOrBroadcastChannel(t *testing.T) {
+	requireBrowser(t)
+	srv := startServer(t, serverOptions{})
+	const strip = `Object.defineProperty(navigator, "locks", {value: undefined, configurable: true}); delete window.BroadcastChannel;`
+	tabs := openTabGroupWith(t, srv.URL()+"/", strip, "tab-A", "tab-B")
+	a, b := tabs[0], tabs[1]
+	for _, p := range tabs {
+		if got := eval[string](p, `typeof BroadcastChannel + " " + typeof navigator.locks`); got != "undefined undefined" {
+			t.Fatalf("%s: BroadcastChannel and navigator.locks are %s, want both undefined", p.name, got)
+		}
+	}
+	deadline := time.Now().Add(syncTimeout)
+	for {
+		sa, sb := a.tabState(), b.tabState()
+		if sa.Leader && sb.Leader && sa.State == "connected" && sb.State == "connected" && sa.Tabs == 2 && sb.Tabs == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tabs did not both lead and count each other: A %+v, B %+v", sa, sb)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	srv.settleConnections(t, 2)
+
+	srv.Stop()
+	a.waitDisconnected()
+	b.waitDisconnected()
+	idA := a.addTodoUI("Relayed by storage events")
+	if got := b.waitRow("Relayed by storage events"); got != idA {
+		t.Fatalf("B shows id %q, A made %q", got, idA)
+	}
+	b.waitPending(1)
+	srv.Restart()
+	a.waitSynced()
+	b.waitSynced()
+	count := map[string]int{}
+	for _, e := range srv.events(t, "todos") {
+		count[e.DataID]++
+	}
+	if count[idA] != 1 {
+		t.Fatalf("server holds %d events of the todo both tabs pushed, want 1", count[idA])
+	}
 }

@@ -39,8 +39,8 @@ const leaderLockPrefix = "lfsync-leader:"
 // of an origin, the leader: the only one whose engine connects. The others
 // follow: they read and write the shared IndexedDB store, learn of changes
 // from the channel, and show the leader's connection state. It elects with
-// the Web Lock leaderLockPrefix+database; where Web Locks are missing, each
-// client is its own leader ("solo").
+// the Web Lock leaderLockPrefix+database; where Web Locks or every channel
+// are missing, each client is its own leader ("solo").
 type leadership struct {
 	id         string
 	core       *core.Client
@@ -128,11 +128,13 @@ func newLeadership(cc *core.Client, database string, hasURL bool) *leadership {
 		invalWake:   make(chan struct{}, 1),
 		quit:        make(chan struct{}),
 	}
-	l.solo = l.locks.IsUndefined()
 	l.own = cc.Status()
 	l.leadCtx, l.leadCancel = context.WithCancel(context.Background())
 	l.leadCancel()
 	l.tabs = openTabs(l.id, database, l.receive)
+	// Without a channel a follower could neither show the leader's state
+	// nor tell it about its writes: every client then syncs its own.
+	l.solo = l.locks.IsUndefined() || l.tabs.kind == "none"
 	l.cancelOwn = cc.OnStatus(l.ownStatus)
 	// What this client's engine wrote (local writes, and as the leader the
 	// server's events and acks) goes to the other tabs.

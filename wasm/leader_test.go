@@ -236,3 +236,27 @@ func TestChangeAnnouncementsAreBatched(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// Where Web Locks are missing, every client syncs on its own (the server
+// deduplicates the shared outbox's events by id), and the channel still
+// relays writes and pending counts.
+func TestWithoutWebLocksEveryClientLeads(t *testing.T) {
+	nav := js.Global().Get("navigator")
+	desc := js.Global().Get("Object").New()
+	desc.Set("value", js.Undefined())
+	desc.Set("configurable", true)
+	js.Global().Get("Object").Call("defineProperty", nav, "locks", desc)
+	defer js.Global().Get("Reflect").Call("deleteProperty", nav, "locks")
+	if !webLocks().IsUndefined() {
+		t.Fatal("navigator.locks still present")
+	}
+	name := sharedName(t)
+	a := openShared(t, name, deadServer)
+	b := openShared(t, name, deadServer)
+	eventually(t, "both clients to lead and dial", func() bool {
+		sa, sb := statusOf(t, a), statusOf(t, b)
+		return sa.Leader && sb.Leader && sa.State == "reconnecting" && sb.State == "reconnecting" && sa.Tabs == 2 && sb.Tabs == 2
+	}, a, b)
+	mustResolve(t, a.Call("repository", "todos").Call("upsert", "x", `{"id":"x"}`))
+	eventually(t, "B to count A's write", func() bool { return statusOf(t, b).Pending == 1 }, a, b)
+}

@@ -46,6 +46,8 @@ type broadcaster struct {
 	h   *hub
 	key repoKey
 
+	isReady atomic.Bool // ready, readable without mu
+
 	mu       sync.Mutex
 	ready    bool
 	lastSent int64 // highest sequence delivered (or skipped for want of subscribers)
@@ -104,6 +106,9 @@ func (h *hub) get(ctx context.Context, ns, repo string) (*broadcaster, error) {
 		h.repos[key] = b
 	}
 	h.mu.Unlock()
+	if b.isReady.Load() {
+		return b, nil // every push comes here: spare it b.mu
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.ready {
@@ -112,6 +117,7 @@ func (h *hub) get(ctx context.Context, ns, repo string) (*broadcaster, error) {
 			return nil, err
 		}
 		b.lastSent, b.target, b.ready = last, last, true
+		b.isReady.Store(true)
 	}
 	return b, nil
 }
@@ -385,55 +391,94 @@ func (b *broadcaster) run() {
 
 // deliver sends one page of events to each subscriber, leaving out the
 // events a subscriber appended itself, in frames of at most MaxSendBytes.
+// Each event is encoded once per page, whatever the number of subscribers;
+// a subscriber's frames are spliced together from those encodings.
 func (b *broadcaster) deliver(subs []*conn, events []protocol.Event, from [][]origin) {
-	var shared [][]byte // the frames of the whole page, encoded once
+	page := b.encode(events)
+	var shared [][]byte // the frames of the whole page
 	for _, c := range subs {
-		evs := events
+		var keep []bool // nil: every event
+		n := len(events)
 		if from != nil {
 			cid := c.clientIDNow()
-			var kept []protocol.Event
-			skipped := false
-			for i, e := range events {
+			for i := range events {
 				if sentBy(from[i], c, cid) {
-					skipped = true
-					continue
+					if keep == nil {
+						keep = make([]bool, len(events))
+						for j := range keep {
+							keep[j] = true
+						}
+					}
+					keep[i] = false
+					n--
 				}
-				kept = append(kept, e)
-			}
-			if skipped {
-				evs = kept
 			}
 		}
-		if len(evs) == 0 {
+		if n == 0 {
 			continue
 		}
 		var frames [][]byte
-		if len(evs) == len(events) {
+		if keep == nil {
 			if shared == nil {
-				shared = b.frames(events)
+				shared = page.frames(nil, b.h.maxSend)
 			}
 			frames = shared
 		} else {
-			frames = b.frames(evs)
+			frames = page.frames(keep, b.h.maxSend)
 		}
 		for _, f := range frames {
 			if !c.sendFanout(f) {
 				break
 			}
 		}
-		b.h.metrics.eventsOut.Add(int64(len(evs)))
+		b.h.metrics.eventsOut.Add(int64(n))
 	}
 }
 
-// frames encodes events as events frames of at most MaxSendBytes each.
-func (b *broadcaster) frames(events []protocol.Event) [][]byte {
-	var out [][]byte
-	for len(events) > 0 {
-		n := fitFrame(events, b.h.maxSend)
-		if f := encodeEvents(b.key.repo, events[:n]); f != nil {
-			out = append(out, f)
+// encodedPage is a page of events encoded once for every subscriber.
+type encodedPage struct {
+	head   []byte   // {"type":"events","repository":...,"events":[
+	events [][]byte // each event's JSON; nil if it failed to encode
+}
+
+// encode encodes a page's events.
+func (b *broadcaster) encode(events []protocol.Event) encodedPage {
+	repo, _ := json.Marshal(b.key.repo)
+	p := encodedPage{head: append(append([]byte(`{"type":"events","repository":`), repo...), `,"events":[`...)}
+	p.events = make([][]byte, len(events))
+	for i, e := range events {
+		enc, err := e.MarshalJSON()
+		if err != nil {
+			b.h.log.Error("fan-out failed to encode an event; clients catch it up by request", "repository", b.key.repo, "event", e.ID, "err", err)
+			continue
 		}
-		events = events[n:]
+		p.events[i] = enc
+	}
+	return p
+}
+
+// frames splices the kept events (keep nil: all) into events frames of at
+// most maxBytes each (an event larger than that goes alone).
+func (p encodedPage) frames(keep []bool, maxBytes int) [][]byte {
+	var out [][]byte
+	var f []byte
+	for i, enc := range p.events {
+		if enc == nil || (keep != nil && !keep[i]) {
+			continue
+		}
+		if f != nil && len(f)+len(enc)+2 > maxBytes {
+			out = append(out, append(f, ']', '}'))
+			f = nil
+		}
+		if f == nil {
+			f = append(make([]byte, 0, len(p.head)+len(enc)+2), p.head...)
+		} else {
+			f = append(f, ',')
+		}
+		f = append(f, enc...)
+	}
+	if f != nil {
+		out = append(out, append(f, ']', '}'))
 	}
 	return out
 }
@@ -447,14 +492,6 @@ func sentBy(from []origin, c *conn, clientID string) bool {
 		}
 	}
 	return false
-}
-
-func encodeEvents(repo string, events []protocol.Event) []byte {
-	b, err := json.Marshal(protocol.Message{Type: protocol.TypeEvents, Repository: repo, Events: events})
-	if err != nil {
-		return nil
-	}
-	return b
 }
 
 // watch relays a Watcher's advances to the broadcasters and polls the

@@ -220,6 +220,11 @@ func TestClosingTheLeaderTabHandsOverTheSocket(t *testing.T) {
 			rest = append(rest, p)
 		}
 	}
+	// The page says which tab holds the connection.
+	const role = `document.querySelector("#tab-role").textContent`
+	waitFor[bool](leader, syncTimeout, "the leader tab to say it syncs for 3 tabs", role+` === "this tab syncs for 3 tabs"`, role)
+	waitFor[bool](rest[0], syncTimeout, "a follower tab to say another tab syncs", role+` === "synced through another tab (3 open)"`, role)
+
 	id := rest[0].addTodoUI("Written just before the leader closed")
 	closed := time.Now()
 	leader.close()

@@ -26,6 +26,7 @@
     statusText: $("#status .badge-text"),
     pending: $("#pending"),
     clientID: $("#client-id"),
+    tabRole: $("#tab-role"),
     template: $("#todo-item"),
     filters: Array.from(document.querySelectorAll(".filter")),
   };
@@ -113,6 +114,13 @@
       s.lastError ? `Last error: ${s.lastError}` : "",
       when && !Number.isNaN(when.getTime()) ? `Last synced ${when.toLocaleTimeString()}` : "",
     ].filter(Boolean).join("\n");
+
+    // One tab of the origin holds the connection; the others share it.
+    const tabs = s.tabs || 1;
+    el.tabRole.dataset.leader = String(!!s.leader);
+    el.tabRole.textContent = s.leader
+      ? (tabs > 1 ? `this tab syncs for ${tabs} tabs` : "this tab syncs")
+      : `synced through another tab (${tabs} open)`;
 
     const n = s.pending || 0;
     el.pending.dataset.pending = String(n);

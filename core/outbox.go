@@ -395,14 +395,6 @@ func (c *Client) applyAckOnce(s *session, byRepo map[string][]string, seqs map[s
 	return nil
 }
 
-func countIDs(m map[string][]string) int {
-	n := 0
-	for _, ids := range m {
-		n += len(ids)
-	}
-	return n
-}
-
 // applyRemote applies an events frame in one store write: the documents,
 // statuses changed by conflicts, new local events (custom merges) and the
 // cursor advanced over the contiguous sequences. Malformed or unappliable

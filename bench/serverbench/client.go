@@ -54,13 +54,17 @@ func readUntil(ctx context.Context, ws *websocket.Conn, typ string) ([]byte, err
 var typeKey = []byte(`"type":"`)
 
 // frameType returns a server frame's type without decoding it: the server
-// writes its keys sorted, and "type" is the last of them.
+// writes "type" as the first key (core/protocol's encoder) or, in older
+// builds, as the last of its sorted keys.
 func frameType(b []byte) string {
-	i := bytes.LastIndex(b, typeKey)
-	if i < 0 {
+	var rest []byte
+	if r, ok := bytes.CutPrefix(b, append([]byte{'{'}, typeKey...)); ok {
+		rest = r
+	} else if i := bytes.LastIndex(b, typeKey); i >= 0 {
+		rest = b[i+len(typeKey):]
+	} else {
 		return ""
 	}
-	rest := b[i+len(typeKey):]
 	j := bytes.IndexByte(rest, '"')
 	if j < 0 {
 		return ""

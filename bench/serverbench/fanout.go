@@ -293,6 +293,9 @@ func (r *runner) fanoutFigures(n *node, backend string) error {
 	base := fmt.Sprintf("plain coder/websocket broadcast of the same %d-byte events frame to %d connections (one writer goroutine each, no storage)", len(frame), clients)
 	note := fmt.Sprintf("push_event sent until each subscriber has read the events frame; includes the durable commit (push→ack mean %.2f ms); %d pushes × %d clients, clients in-process",
 		ms(ours.ack), rounds, clients)
+	if backend == "postgres" {
+		note += "; PostgreSQL with " + r.pgSettings
+	}
 	for _, q := range []struct {
 		name   string
 		q      float64

@@ -28,6 +28,11 @@ func (r *runner) postgresNode(ctx context.Context) (*node, string, error) {
 	if err != nil {
 		return nil, "", fmt.Errorf("failed to get a PostgreSQL database: %w", err)
 	}
+	if r.pgSettings == "" {
+		if r.pgSettings, err = durability(ctx, dsn); err != nil {
+			return nil, "", err
+		}
+	}
 	st, err := postgres.Open(ctx, dsn)
 	if err != nil {
 		return nil, "", err
@@ -67,7 +72,7 @@ func (r *runner) ingestPostgresOnce(ctx context.Context, pushers int) error {
 	if err != nil {
 		return fmt.Errorf("baseline: %w", err)
 	}
-	note := "each pusher: push_event of 1 event, waits for its ack; write-only token; clients in-process over loopback WebSockets; PostgreSQL on the same machine, fsync and synchronous_commit on"
+	note := "each pusher: push_event of 1 event, waits for its ack; write-only token; clients in-process over loopback WebSockets; PostgreSQL on the same machine with " + r.pgSettings
 	if v, ok := r.sqliteIngest[pushers]; ok {
 		note += fmt.Sprintf("; SQLite in this run: %.0f events/s", v)
 	}
@@ -149,4 +154,19 @@ func (r *runner) fanoutPostgres() error {
 	}
 	err = r.fanoutFigures(n, "postgres")
 	return errors.Join(err, n.close())
+}
+
+// durability reports the database server's durability settings, which
+// the PostgreSQL figures depend on.
+func durability(ctx context.Context, dsn string) (string, error) {
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return "", fmt.Errorf("failed to connect: %w", err)
+	}
+	defer c.Close(context.Background())
+	var fsync, syncCommit string
+	if err := c.QueryRow(ctx, `SELECT current_setting('fsync'), current_setting('synchronous_commit')`).Scan(&fsync, &syncCommit); err != nil {
+		return "", fmt.Errorf("failed to read the durability settings: %w", err)
+	}
+	return "fsync=" + fsync + ", synchronous_commit=" + syncCommit, nil
 }

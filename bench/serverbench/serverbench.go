@@ -92,6 +92,7 @@ type runner struct {
 	errs []error
 
 	sqliteIngest map[int]float64 // SQLite ingest events/s by pushers, for the PostgreSQL notes
+	pgSettings   string          // PostgreSQL's durability settings, for the notes
 }
 
 // step runs one measurement, logging its duration and keeping its error.

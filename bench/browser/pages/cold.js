@@ -6,8 +6,11 @@ const db = params.get("db") || "cold-" + Math.random().toString(36).slice(2);
 
 async function lfsync() {
   const { createClient } = await import("/index.js");
+  const imported = performance.now();
   const client = await createClient({ url: params.get("sync"), token: params.get("token"), database: db, repositories: ["cold"] });
   const ready = performance.now();
+  const wasm = performance.getEntriesByType("resource").find((e) => e.name.endsWith("/lfsync.wasm"));
+  window.coldDetail = { imported, wasmFetched: wasm ? wasm.responseEnd : -1, ready };
   await client.repository("cold").getAll();
   return { ready, client };
 }

@@ -21,8 +21,9 @@ const fanoutTarget = 50
 
 // fanoutResult is what one fan-out measurement saw.
 type fanoutResult struct {
-	lat []time.Duration // push sent → events frame read, every client of every round
-	ack time.Duration   // mean push sent → ack read (ours only)
+	lat    []time.Duration // push sent → events frame read, every client of every round
+	ack    time.Duration   // mean push sent → ack read
+	commit time.Duration   // SQLite only: mean time of the writer's transaction
 }
 
 // timeFanout pushes rounds times, one push at a time, and times how long
@@ -108,6 +109,7 @@ func fanoutOurs(ctx context.Context, n *node, clients, rounds int) (fanoutResult
 	defer pusher.CloseNow()
 	var ackSum time.Duration
 	var buf []byte
+	s0 := n.stats()
 	lat, err := timeFanout(ctx, subs, rounds, func(r int) error {
 		t := time.Now()
 		buf = pushFrame(buf[:0], repo, int64(r))
@@ -123,7 +125,11 @@ func fanoutOurs(ctx context.Context, n *node, clients, rounds int) (fanoutResult
 	if err != nil {
 		return fanoutResult{}, err
 	}
-	return fanoutResult{lat: lat, ack: ackSum / time.Duration(rounds)}, nil
+	res := fanoutResult{lat: lat, ack: ackSum / time.Duration(rounds)}
+	if s1 := n.stats(); s1.Commits > s0.Commits {
+		res.commit = (s1.Busy - s0.Busy) / time.Duration(s1.Commits-s0.Commits)
+	}
+	return res, nil
 }
 
 // forEach runs fn on every connection, at most par at a time.
@@ -291,8 +297,11 @@ func (r *runner) fanoutFigures(n *node, backend string) error {
 		return fmt.Errorf("baseline: %w", err)
 	}
 	base := fmt.Sprintf("plain coder/websocket broadcast of the same %d-byte events frame to %d connections (one writer goroutine each, no storage)", len(frame), clients)
-	note := fmt.Sprintf("push_event sent until each subscriber has read the events frame; includes the durable commit (push→ack mean %.2f ms); %d pushes × %d clients, clients in-process",
-		ms(ours.ack), rounds, clients)
+	note := fmt.Sprintf("push_event sent until each subscriber has read the events frame, so it includes the durable commit; %d pushes × %d clients, one push at a time, clients in-process; push→ack mean %.2f ms (the ack competes with the fan-out for the CPU)",
+		rounds, clients, ms(ours.ack))
+	if ours.commit > 0 {
+		note += fmt.Sprintf("; the commit itself: %.2f ms mean", ms(ours.commit))
+	}
 	if backend == "postgres" {
 		note += "; PostgreSQL with " + r.pgSettings
 	}

@@ -34,7 +34,7 @@ type queue struct {
 const (
 	// attempts bounds how often a group commit is tried when it fails in a
 	// way that provably stored nothing (a dropped connection).
-	attempts = 3
+	attempts = 5
 	// txTimeout bounds a group commit's work before COMMIT.
 	txTimeout = time.Minute
 	// commitTimeout bounds waiting for COMMIT and for finding out its
@@ -48,7 +48,8 @@ const (
 		WHERE ns = $1 AND name = $2 FOR UPDATE`
 	newRepoSQL = `INSERT INTO lfsync_repos (ns, name) VALUES ($1, $2)
 		ON CONFLICT (ns, name) DO NOTHING`
-	storedSQL = `SELECT id, seq FROM lfsync_events WHERE repo_id = $1 AND id = ANY($2)`
+	storedSQL = `SELECT e.id, e.seq FROM lfsync_repos r JOIN lfsync_events e ON e.repo_id = r.id
+		WHERE r.ns = $1 AND r.name = $2 AND e.id = ANY($3)`
 	insertSQL = `INSERT INTO lfsync_events (repo_id, seq, id, data_id, op, created_at_ms, data, meta)
 		SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::smallint[], $6::bigint[], $7::bytea[], $8::bytea[])`
 	docsSQL = `INSERT INTO lfsync_docs (repo_id, data_id, seq, created_at_ms)
@@ -162,7 +163,8 @@ func (s *Store) commit(key repoKey, group []*request) {
 		if err == nil || !retry || attempt == attempts {
 			break
 		}
-		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		s.dropped(err)
+		time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
 	}
 	for i, r := range group {
 		if err != nil {
@@ -176,40 +178,26 @@ func (s *Store) commit(key repoKey, group []*request) {
 	}
 }
 
-// try runs one group commit. It returns each request's result and the
-// repository's new last sequence (0 when nothing new was stored), or an
-// error, with retry set when the error provably stored nothing and another
-// attempt may succeed.
+// try runs one group commit in two round trips: the first begins the
+// transaction, locks the repository's row and reads which of the events
+// are stored already; the second inserts the new events and commits. It
+// returns each request's result and the repository's new last sequence (0
+// when nothing new was stored), or an error, with retry set when the error
+// provably stored nothing and another attempt may succeed.
 func (s *Store) try(key repoKey, group []*request) (results []result, last int64, retry bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
 	defer cancel()
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, 0, transient(err), fmt.Errorf("failed to begin a transaction: %w", err)
+		return nil, 0, transient(err), fmt.Errorf("failed to get a connection: %w", err)
 	}
-	defer func() { _ = tx.Rollback(context.Background()) }() // a no-op once committed
+	// A connection left inside a transaction is closed on release, which
+	// rolls the transaction back.
+	defer conn.Release()
 
-	var repoID, count, xid int64
-	err = tx.QueryRow(ctx, lockRepoSQL, key.ns, key.name).Scan(&repoID, &last, &count, &xid)
-	if errors.Is(err, pgx.ErrNoRows) {
-		if _, err = tx.Exec(ctx, newRepoSQL, key.ns, key.name); err == nil {
-			err = tx.QueryRow(ctx, lockRepoSQL, key.ns, key.name).Scan(&repoID, &last, &count, &xid)
-		}
-	}
-	if err != nil {
-		return nil, 0, transient(err), fmt.Errorf("failed to lock the repository: %w", err)
-	}
-
-	// Requests whose caller gave up while the lock was awaited are
-	// answered without being stored.
-	results = make([]result, len(group))
 	var ids []string
 	seen := map[string]bool{}
-	for i, r := range group {
-		if err := r.ctx.Err(); err != nil {
-			results[i].err = err
-			continue
-		}
+	for _, r := range group {
 		for _, e := range r.events {
 			if !seen[e.ID] {
 				seen[e.ID] = true
@@ -217,29 +205,58 @@ func (s *Store) try(key repoKey, group []*request) (results []result, last int64
 			}
 		}
 	}
-	if len(ids) == 0 {
-		return results, 0, false, nil // everyone gave up; the deferred rollback releases the lock
+	known := s.known(key)
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	if !known {
+		b.Queue(newRepoSQL, key.ns, key.name)
 	}
+	b.Queue(lockRepoSQL, key.ns, key.name)
+	b.Queue(storedSQL, key.ns, key.name, ids)
+	var repoID, count, xid int64
 	stored := make(map[string]int64, len(ids))
-	rows, err := tx.Query(ctx, storedSQL, repoID, ids)
+	err = func() error {
+		br := conn.SendBatch(ctx, b)
+		defer br.Close()
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("failed to begin a transaction: %w", err)
+		}
+		if !known {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("failed to create the repository: %w", err)
+			}
+		}
+		if err := br.QueryRow().Scan(&repoID, &last, &count, &xid); err != nil {
+			return fmt.Errorf("failed to lock the repository: %w", err)
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("failed to look up stored events: %w", err)
+		}
+		var (
+			id  string
+			seq int64
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error { stored[id] = seq; return nil }); err != nil {
+			return fmt.Errorf("failed to look up stored events: %w", err)
+		}
+		return br.Close()
+	}()
 	if err != nil {
-		return nil, 0, transient(err), fmt.Errorf("failed to look up stored events: %w", err)
-	}
-	var (
-		id  string
-		seq int64
-	)
-	if _, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error { stored[id] = seq; return nil }); err != nil {
-		return nil, 0, transient(err), fmt.Errorf("failed to look up stored events: %w", err)
+		return nil, 0, transient(err), err
 	}
 
 	// Plan: new events get the next sequences in input order; re-pushes
-	// and repeats get the sequence first stored.
+	// and repeats get the sequence first stored. Requests whose caller
+	// gave up while the lock was awaited are answered without being
+	// stored.
+	results = make([]result, len(group))
 	var cols eventColumns
 	docs := map[string]int{} // document id -> index in cols of its last event
 	first := last
 	for i, r := range group {
-		if results[i].err != nil {
+		if err := r.ctx.Err(); err != nil {
+			results[i].err = err
 			continue
 		}
 		res := make([]server.Appended, len(r.events))
@@ -256,42 +273,74 @@ func (s *Store) try(key repoKey, group []*request) (results []result, last int64
 		}
 		results[i].res = res
 	}
-	if last > first {
-		var docIDs []string
-		var docSeqs, docMs []int64
-		for dataID, k := range docs {
-			docIDs = append(docIDs, dataID)
-			docSeqs = append(docSeqs, cols.seq[k])
-			docMs = append(docMs, cols.ms[k])
+	if last == first {
+		// Nothing new: release the lock, and the repository row if this
+		// transaction made it.
+		if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
+			conn.Conn().Close(ctx)
 		}
-		b := &pgx.Batch{}
-		b.Queue(insertSQL, repoID, cols.seq, cols.id, cols.dataID, cols.op, cols.ms, cols.data, cols.meta)
-		b.Queue(docsSQL, repoID, docIDs, docSeqs, docMs)
-		b.Queue(bumpSQL, last, count, repoID)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return nil, 0, transient(err), fmt.Errorf("failed to insert events: %w", err)
-		}
+		return results, 0, false, nil
 	}
 
+	b = &pgx.Batch{}
+	docIDs := make([]string, 0, len(docs))
+	docSeqs := make([]int64, 0, len(docs))
+	docMs := make([]int64, 0, len(docs))
+	for dataID, k := range docs {
+		docIDs = append(docIDs, dataID)
+		docSeqs = append(docSeqs, cols.seq[k])
+		docMs = append(docMs, cols.ms[k])
+	}
+	b.Queue(insertSQL, repoID, cols.seq, cols.id, cols.dataID, cols.op, cols.ms, cols.data, cols.meta)
+	b.Queue(docsSQL, repoID, docIDs, docSeqs, docMs)
+	b.Queue(bumpSQL, last, count, repoID)
+	b.Queue("COMMIT")
+	// The commit is not abandoned when the request's caller gives up:
+	// once COMMIT may have been sent, only its outcome settles the
+	// requests.
 	cctx, ccancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer ccancel()
-	err = tx.Commit(cctx)
+	var tag pgconn.CommandTag
+	err = func() error {
+		br := conn.SendBatch(cctx, b)
+		defer br.Close()
+		for range 3 {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("failed to insert events: %w", err)
+			}
+		}
+		var err error
+		if tag, err = br.Exec(); err != nil {
+			return fmt.Errorf("failed to commit: %w", err)
+		}
+		return br.Close()
+	}()
+	if err == nil && tag.String() != "COMMIT" {
+		err = fmt.Errorf("failed to commit: the transaction was rolled back (%s)", tag)
+	}
 	if err != nil && !ambiguous(err) {
-		return nil, 0, transient(err), fmt.Errorf("failed to commit: %w", err)
+		return nil, 0, false, err
 	}
 	if err != nil {
-		// The connection died during COMMIT: ask the server what became
-		// of the transaction.
+		// The connection died while COMMIT may have been under way: ask
+		// the server what became of the transaction.
 		committed, rerr := s.outcome(cctx, xid)
 		if rerr != nil {
-			return nil, 0, false, fmt.Errorf("failed to commit (%v), and its outcome is unknown: %w; pushing the events again is safe", err, rerr)
+			return nil, 0, false, fmt.Errorf("%w, and its outcome is unknown: %v; pushing the events again is safe", err, rerr)
 		}
 		if !committed {
-			return nil, 0, true, fmt.Errorf("failed to commit: %w", err)
+			return nil, 0, true, err
 		}
 	}
-	if last == first {
-		last = 0
+	if !known {
+		s.remember(key)
+	}
+	s.groups.Add(1)
+	s.events.Add(last - first)
+	for _, r := range results {
+		if r.err == nil {
+			s.appends.Add(1)
+		}
 	}
 	return results, last, false, nil
 }
@@ -351,6 +400,21 @@ func (s *Store) outcome(ctx context.Context, xid int64) (bool, error) {
 	}
 }
 
+// known reports whether the repository's row is known to exist.
+func (s *Store) known(key repoKey) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.repos[key]
+}
+
+// remember records that the repository's row exists (rows are never
+// deleted).
+func (s *Store) remember(key repoKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.repos[key] = true
+}
+
 // transient reports whether an error before COMMIT is worth another
 // attempt: a dropped connection, a server shutting down or restarting, a
 // serialization failure or deadlock. Nothing commits without COMMIT, so
@@ -378,6 +442,21 @@ func ambiguous(err error) bool {
 		return connectionClass(pgErr.Code) || pgErr.Severity == "FATAL" || pgErr.Severity == "PANIC"
 	}
 	return true
+}
+
+// dropped resets the pool after an error saying that the server ended a
+// connection: it may have ended the idle ones too (a restart, or
+// pg_terminate_backend), and the next attempt should not draw another
+// dead one.
+func (s *Store) dropped(err error) {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && !connectionClass(pgErr.Code) {
+		return
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return
+	}
+	s.pool.Reset()
 }
 
 // connectionClass reports whether an SQLSTATE says the connection failed or

@@ -32,6 +32,7 @@ type notifier struct {
 	wake    chan struct{} // buffered 1
 	quit    chan struct{} // closed by stop
 	done    chan struct{} // closed when run returns
+	once    sync.Once
 }
 
 func newNotifier(cfg *pgx.ConnConfig) *notifier {
@@ -96,7 +97,7 @@ func (n *notifier) putBack(batch []string) {
 // stop sends what is pending, giving up after a few seconds when the
 // database is unreachable, and ends run.
 func (n *notifier) stop() {
-	close(n.quit)
+	n.once.Do(func() { close(n.quit) })
 	<-n.done
 }
 
@@ -165,9 +166,12 @@ func (n *notifier) run() {
 		case n.wake <- struct{}{}: // retry after the backoff
 		default:
 		}
-		select {
-		case <-time.After(backoff):
-		case <-n.quit:
+		if deadline.IsZero() {
+			select {
+			case <-time.After(backoff):
+			case <-n.quit:
+			}
+		} else {
 			time.Sleep(min(backoff, time.Until(deadline)))
 		}
 		backoff = min(2*backoff, 2*time.Second)

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -37,10 +38,31 @@ type Store struct {
 	mu       sync.Mutex // guards closed and queues
 	closed   bool
 	queues   map[repoKey]*queue
-	commits  sync.WaitGroup // committer goroutines
-	watchers sync.WaitGroup // Watch goroutines
+	repos    map[repoKey]bool // repositories whose row exists
+	commits  sync.WaitGroup   // committer goroutines
+	watchers sync.WaitGroup   // Watch goroutines
 
 	notes *notifier
+
+	groups  atomic.Int64 // transactions committed
+	appends atomic.Int64 // Append requests committed
+	events  atomic.Int64 // new events committed
+}
+
+// Stats counts the group commits of this Store since Open.
+type Stats struct {
+	// Commits is the number of group commits that stored new events.
+	Commits int64 `json:"commits"`
+	// Appends is the number of Append requests they answered.
+	Appends int64 `json:"appends"`
+	// Events is the number of new events stored.
+	Events int64 `json:"events"`
+}
+
+// Stats returns the group-commit counters; Events/Commits is the average
+// group size.
+func (s *Store) Stats() Stats {
+	return Stats{Commits: s.groups.Load(), Appends: s.appends.Load(), Events: s.events.Load()}
 }
 
 // Option configures Open.
@@ -101,6 +123,7 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 		poll:     cfg.poll,
 		maxGroup: cfg.maxGroup,
 		queues:   map[repoKey]*queue{},
+		repos:    map[repoKey]bool{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.notes = newNotifier(pcfg.ConnConfig)

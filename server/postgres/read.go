@@ -72,9 +72,34 @@ func (s *Store) checkRead(ns, repo string, limit int, needLimit bool) error {
 	return nil
 }
 
+// readAttempts bounds how often a read is tried when its connection was
+// dropped.
+const readAttempts = 3
+
+// retry runs read until it succeeds, fails for a reason other than a
+// dropped connection, or has been tried readAttempts times.
+func (s *Store) retry(ctx context.Context, read func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := read()
+		if err == nil || attempt == readAttempts || ctx.Err() != nil || !transient(err) || errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		s.dropped(err)
+	}
+}
+
 // query runs a paged event query and returns up to limit+1 events: the
 // extra one tells whether more remain.
-func (s *Store) query(ctx context.Context, sql string, limit int, args ...any) ([]protocol.Event, error) {
+func (s *Store) query(ctx context.Context, sql string, limit int, args ...any) (events []protocol.Event, err error) {
+	err = s.retry(ctx, func() error {
+		events, err = s.queryOnce(ctx, sql, limit, args...)
+		return err
+	})
+	return events, err
+}
+
+// queryOnce is one attempt of query.
+func (s *Store) queryOnce(ctx context.Context, sql string, limit int, args ...any) ([]protocol.Event, error) {
 	rows, err := s.pool.Query(ctx, sql, append(args, limit+1)...)
 	if err != nil {
 		return nil, err
@@ -164,7 +189,11 @@ func (s *Store) Event(ctx context.Context, ns, repo, id string) (protocol.Event,
 	if err := s.checkRead(ns, repo, 0, false); err != nil {
 		return protocol.Event{}, fmt.Errorf("postgres: failed to read event %s of %s/%s: %w", id, ns, repo, err)
 	}
-	e, err := scanEvent(s.pool.QueryRow(ctx, byIDSQL, ns, repo, id))
+	var e protocol.Event
+	err := s.retry(ctx, func() (err error) {
+		e, err = scanEvent(s.pool.QueryRow(ctx, byIDSQL, ns, repo, id))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = server.ErrNotFound
 	}
@@ -180,7 +209,11 @@ func (s *Store) ByDataID(ctx context.Context, ns, repo, dataID string) (protocol
 	if err := s.checkRead(ns, repo, 0, false); err != nil {
 		return protocol.Event{}, fmt.Errorf("postgres: failed to read document %s of %s/%s: %w", dataID, ns, repo, err)
 	}
-	e, err := scanEvent(s.pool.QueryRow(ctx, byDataIDSQL, ns, repo, dataID))
+	var e protocol.Event
+	err := s.retry(ctx, func() (err error) {
+		e, err = scanEvent(s.pool.QueryRow(ctx, byDataIDSQL, ns, repo, dataID))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		err = server.ErrNotFound
 	}
@@ -197,7 +230,7 @@ func (s *Store) LastSequence(ctx context.Context, ns, repo string) (int64, error
 		return 0, fmt.Errorf("postgres: failed to read last sequence of %s/%s: %w", ns, repo, err)
 	}
 	var seq int64
-	err := s.pool.QueryRow(ctx, lastSeqSQL, ns, repo).Scan(&seq)
+	err := s.retry(ctx, func() error { return s.pool.QueryRow(ctx, lastSeqSQL, ns, repo).Scan(&seq) })
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
@@ -212,15 +245,19 @@ func (s *Store) Repositories(ctx context.Context, ns string) ([]server.RepoInfo,
 	if s.isClosed() {
 		return nil, fmt.Errorf("postgres: failed to list repositories of %s: %w", ns, ErrClosed)
 	}
-	rows, err := s.pool.Query(ctx, reposSQL, ns)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: failed to list repositories of %s: %w", ns, err)
-	}
-	repos := []server.RepoInfo{}
-	var r server.RepoInfo
-	_, err = pgx.ForEachRow(rows, []any{&r.Name, &r.LastSequence, &r.Events}, func() error {
-		repos = append(repos, r)
-		return nil
+	var repos []server.RepoInfo
+	err := s.retry(ctx, func() error {
+		rows, err := s.pool.Query(ctx, reposSQL, ns)
+		if err != nil {
+			return err
+		}
+		repos = []server.RepoInfo{}
+		var r server.RepoInfo
+		_, err = pgx.ForEachRow(rows, []any{&r.Name, &r.LastSequence, &r.Events}, func() error {
+			repos = append(repos, r)
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: failed to list repositories of %s: %w", ns, err)

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/lfsync/lfsync/core/protocol"
@@ -20,6 +21,7 @@ type applier struct {
 	known    map[string]bool
 	outbox   map[string]*OutboxEvent // outbox lookups (nil: not in the outbox)
 	pending  []OutboxEvent           // every pending event, loaded on first need
+	sentMark int64                   // the sent mark, read with pending
 	failed   map[string]bool         // events superseded by this batch
 	loaded   bool
 	order    []string // documents written, in order
@@ -194,6 +196,17 @@ func (a *applier) serverWins(d Doc, exists bool, e protocol.Event) (Doc, bool, e
 // the server are left to the server's order.
 func (a *applier) supersede(id, reason string) error {
 	if a.pending == nil {
+		// Another started client of the store (a tab during a leader change,
+		// or every tab where leader election is unavailable) may have sent
+		// events since this session read the sent mark: take the stored mark.
+		a.sentMark = a.c.sentOrder
+		v, ok, err := a.c.store.Config(a.ctx, configSentOrder)
+		if err != nil {
+			return wrapErr("read the sent mark", err)
+		}
+		if n, perr := strconv.ParseInt(v, 10, 64); ok && perr == nil && n > a.sentMark {
+			a.sentMark = n
+		}
 		p, err := a.c.store.Pending(a.ctx, 0)
 		if err != nil {
 			return wrapErr("read pending events", err)
@@ -201,7 +214,7 @@ func (a *applier) supersede(id, reason string) error {
 		a.pending = p
 	}
 	for _, ev := range a.pending {
-		if ev.Repo == a.repo && ev.Event.DataID == id && ev.Order > a.c.sentOrder && !a.inflight(ev.Event.ID) && !a.failed[ev.Event.ID] {
+		if ev.Repo == a.repo && ev.Event.DataID == id && ev.Order > a.sentMark && !a.inflight(ev.Event.ID) && !a.failed[ev.Event.ID] {
 			if a.failed == nil {
 				a.failed = make(map[string]bool)
 			}

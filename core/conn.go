@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"errors"
+	"net"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -224,7 +225,14 @@ func newSession(ctx context.Context, c *Client, conn *websocket.Conn) *session {
 // close ends the connection and waits for the reader.
 func (s *session) close() {
 	s.cancel()
-	_ = s.conn.CloseNow()
+	if err := s.conn.CloseNow(); err != nil && !errors.Is(err, net.ErrClosed) {
+		// In the browser CloseNow is a close with code 1001, which
+		// WebSocket.close refuses (only 1000 and 3000-4999 are allowed), so
+		// the socket would stay open until the server's heartbeat drops it.
+		// A normal closure goes out at once; Close then waits for the
+		// browser's close event, hence its own goroutine.
+		go s.conn.Close(websocket.StatusNormalClosure, "")
+	}
 	<-s.readDone
 	if s.retryTimer != nil {
 		s.retryTimer.Stop()

@@ -193,10 +193,20 @@ func TestTabsSeeEachOthersWritesOffline(t *testing.T) {
 		}
 	}
 
+	// waitSynced, asked while offline, resolves in both tabs once the
+	// leader synced (a follower's is answered by the leader).
+	for _, p := range tabs {
+		eval[bool](p, `(window.synced = window.app.client.waitSynced({timeout: 60000}).then(() => "synced", (e) => e.code), true)`)
+	}
 	srv.Restart()
 	waitLeader(t, a, b)
 	srv.waitDoc(t, "todos", idA, nil)
 	srv.waitDoc(t, "todos", idB, nil)
+	for _, p := range tabs {
+		if got := eval[string](p, `window.synced`); got != "synced" {
+			t.Fatalf("%s: waitSynced ended with %q", p.name, got)
+		}
+	}
 	// The leader's acks reach the follower too: both show nothing pending.
 	a.waitSynced()
 	b.waitSynced()

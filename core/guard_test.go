@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -213,5 +214,47 @@ func TestOnChangeReportsOwnWritesOnly(t *testing.T) {
 	}
 	if repo := <-got; repo != "notes" {
 		t.Fatalf("OnChange(%q) after Invalidate(todos), want notes", repo)
+	}
+}
+
+// countingStore counts Generation reads.
+type countingStore struct {
+	*MemoryStore
+	mu    sync.Mutex
+	reads int
+}
+
+func (s *countingStore) Generation(ctx context.Context, repo string) (uint64, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.MemoryStore.Generation(ctx, repo)
+}
+
+func TestOneClientReadsTheGenerationOnce(t *testing.T) {
+	cs := &countingStore{MemoryStore: NewMemoryStore()}
+	c, err := NewClient(cs, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); cs.Close() })
+	ctx := context.Background()
+	rs := &repoSync{name: "todos", track: newCursorTrack(0), requesting: true}
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 10 {
+		if err := c.Repository("todos").Upsert(ctx, "x", json.RawMessage(`{"v":1}`)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.applyRemote(ctx, rs, page("p"+strconv.Itoa(i)+"-", 20, int64(20*i+1), old), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Alone on its store, the client knows each generation its writes
+	// leave: one read, at the first write.
+	if cs.reads != 1 {
+		t.Fatalf("Generation read %d times for 20 writes, want 1", cs.reads)
+	}
+	if n := c.Metrics().StaleWrites; n != 0 {
+		t.Fatalf("StaleWrites = %d, want 0", n)
 	}
 }

@@ -44,18 +44,47 @@ const (
 
 // SQL of a group commit.
 const (
-	lockRepoSQL = `SELECT id, last_seq, events, txid_current() FROM lfsync_repos
-		WHERE ns = $1 AND name = $2 FOR UPDATE`
+	xidSQL     = `SELECT txid_current()`
 	newRepoSQL = `INSERT INTO lfsync_repos (ns, name) VALUES ($1, $2)
 		ON CONFLICT (ns, name) DO NOTHING`
-	storedSQL = `SELECT e.id, e.seq FROM lfsync_repos r JOIN lfsync_events e ON e.repo_id = r.id
-		WHERE r.ns = $1 AND r.name = $2 AND e.id = ANY($3)`
-	insertSQL = `INSERT INTO lfsync_events (repo_id, seq, id, data_id, op, created_at_ms, data, meta)
-		SELECT $1, * FROM unnest($2::bigint[], $3::text[], $4::text[], $5::smallint[], $6::bigint[], $7::bytea[], $8::bytea[])`
-	docsSQL = `INSERT INTO lfsync_docs (repo_id, data_id, seq, created_at_ms)
-		SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::bigint[])
-		ON CONFLICT (repo_id, data_id) DO UPDATE SET seq = excluded.seq, created_at_ms = excluded.created_at_ms`
-	bumpSQL   = `UPDATE lfsync_repos SET last_seq = $1, events = $2 WHERE id = $3`
+	// lockRepoSQL runs as a statement of its own, before appendSQL: in
+	// READ COMMITTED every statement sees what was committed when it
+	// started, so appendSQL, started once the lock is held, sees every
+	// event of the transactions that held it before.
+	lockRepoSQL = `SELECT id FROM lfsync_repos WHERE ns = $1 AND name = $2 FOR UPDATE`
+	// appendSQL stores a group's events (in input order, ord) and returns,
+	// for each, its sequence and whether this statement stored it: an id
+	// already stored keeps its sequence; the first occurrence of a new id
+	// gets the next sequence, later occurrences share it.
+	appendSQL = `WITH r AS (
+		SELECT id, last_seq FROM lfsync_repos WHERE ns = $1 AND name = $2
+	), input AS (
+		SELECT * FROM unnest($3::text[], $4::text[], $5::smallint[], $6::bigint[], $7::bytea[], $8::bytea[])
+			WITH ORDINALITY AS t (id, data_id, op, ms, data, meta, ord)
+	), stored AS (
+		SELECT e.id, e.seq FROM lfsync_events e JOIN r ON e.repo_id = r.id WHERE e.id = ANY ($3)
+	), firsts AS (
+		SELECT DISTINCT ON (i.id) i.* FROM input i
+		WHERE NOT EXISTS (SELECT 1 FROM stored s WHERE s.id = i.id)
+		ORDER BY i.id, i.ord
+	), fresh AS (
+		SELECT f.*, r.id AS repo_id, r.last_seq + row_number() OVER (ORDER BY f.ord) AS seq
+		FROM firsts f CROSS JOIN r
+	), ins AS (
+		INSERT INTO lfsync_events (repo_id, seq, id, data_id, op, created_at_ms, data, meta)
+		SELECT repo_id, seq, id, data_id, op, ms, data, meta FROM fresh
+	), docs AS (
+		INSERT INTO lfsync_docs (repo_id, data_id, seq, created_at_ms)
+		SELECT DISTINCT ON (data_id) repo_id, data_id, seq, ms FROM fresh ORDER BY data_id, seq DESC
+		ON CONFLICT (repo_id, data_id) DO UPDATE SET seq = excluded.seq, created_at_ms = excluded.created_at_ms
+	), bump AS (
+		UPDATE lfsync_repos p SET last_seq = p.last_seq + n.c, events = p.events + n.c
+		FROM (SELECT count(*) AS c FROM fresh) n
+		WHERE p.id = (SELECT id FROM r) AND n.c > 0
+	)
+	SELECT coalesce(f.seq, s.seq), coalesce(f.ord = i.ord, false)
+	FROM input i LEFT JOIN fresh f ON f.id = i.id LEFT JOIN stored s ON s.id = i.id
+	ORDER BY i.ord`
 	statusSQL = `SELECT txid_status($1)`
 )
 
@@ -179,11 +208,12 @@ func (s *Store) commit(key repoKey, group []*request) {
 }
 
 // try runs one group commit in two round trips: the first begins the
-// transaction, locks the repository's row and reads which of the events
-// are stored already; the second inserts the new events and commits. It
-// returns each request's result and the repository's new last sequence (0
-// when nothing new was stored), or an error, with retry set when the error
-// provably stored nothing and another attempt may succeed.
+// transaction and learns its id; the second locks the repository's row,
+// stores the events and commits, so the lock is held only while the server
+// works, never across a round trip. It returns each request's result and
+// the repository's new last sequence (0 when nothing new was stored), or
+// an error, with retry set when the error provably stored nothing and
+// another attempt may succeed.
 func (s *Store) try(key repoKey, group []*request) (results []result, last int64, retry bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), txTimeout)
 	defer cancel()
@@ -195,121 +225,83 @@ func (s *Store) try(key repoKey, group []*request) (results []result, last int64
 	// rolls the transaction back.
 	defer conn.Release()
 
-	var ids []string
-	seen := map[string]bool{}
-	for _, r := range group {
-		for _, e := range r.events {
-			if !seen[e.ID] {
-				seen[e.ID] = true
-				ids = append(ids, e.ID)
-			}
-		}
-	}
-	known := s.known(key)
-	b := &pgx.Batch{}
-	b.Queue("BEGIN")
-	if !known {
-		b.Queue(newRepoSQL, key.ns, key.name)
-	}
-	b.Queue(lockRepoSQL, key.ns, key.name)
-	b.Queue(storedSQL, key.ns, key.name, ids)
-	var repoID, count, xid int64
-	stored := make(map[string]int64, len(ids))
+	var xid int64
 	err = func() error {
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue(xidSQL)
 		br := conn.SendBatch(ctx, b)
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
-			return fmt.Errorf("failed to begin a transaction: %w", err)
+			return err
 		}
-		if !known {
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("failed to create the repository: %w", err)
-			}
-		}
-		if err := br.QueryRow().Scan(&repoID, &last, &count, &xid); err != nil {
-			return fmt.Errorf("failed to lock the repository: %w", err)
-		}
-		rows, err := br.Query()
-		if err != nil {
-			return fmt.Errorf("failed to look up stored events: %w", err)
-		}
-		var (
-			id  string
-			seq int64
-		)
-		if _, err := pgx.ForEachRow(rows, []any{&id, &seq}, func() error { stored[id] = seq; return nil }); err != nil {
-			return fmt.Errorf("failed to look up stored events: %w", err)
+		if err := br.QueryRow().Scan(&xid); err != nil {
+			return err
 		}
 		return br.Close()
 	}()
 	if err != nil {
-		return nil, 0, transient(err), err
+		return nil, 0, transient(err), fmt.Errorf("failed to begin a transaction: %w", err)
 	}
 
-	// Plan: new events get the next sequences in input order; re-pushes
-	// and repeats get the sequence first stored. Requests whose caller
-	// gave up while the lock was awaited are answered without being
-	// stored.
+	// Requests whose caller gave up by now are answered without being
+	// stored; the others are stored together.
 	results = make([]result, len(group))
 	var cols eventColumns
-	docs := map[string]int{} // document id -> index in cols of its last event
-	first := last
 	for i, r := range group {
 		if err := r.ctx.Err(); err != nil {
 			results[i].err = err
 			continue
 		}
-		res := make([]server.Appended, len(r.events))
-		for j, e := range r.events {
-			if seq, ok := stored[e.ID]; ok {
-				res[j] = server.Appended{ID: e.ID, Sequence: seq}
-				continue
-			}
-			last++
-			count++
-			stored[e.ID] = last
-			res[j] = server.Appended{ID: e.ID, Sequence: last, New: true}
-			docs[e.DataID] = cols.add(last, e)
+		for _, e := range r.events {
+			cols.add(e)
 		}
-		results[i].res = res
 	}
-	if last == first {
-		// Nothing new: release the lock, and the repository row if this
-		// transaction made it.
-		if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
-			conn.Conn().Close(ctx)
-		}
-		return results, 0, false, nil
+	if len(cols.id) == 0 {
+		return results, 0, false, nil // the deferred release rolls back
 	}
 
-	b = &pgx.Batch{}
-	docIDs := make([]string, 0, len(docs))
-	docSeqs := make([]int64, 0, len(docs))
-	docMs := make([]int64, 0, len(docs))
-	for dataID, k := range docs {
-		docIDs = append(docIDs, dataID)
-		docSeqs = append(docSeqs, cols.seq[k])
-		docMs = append(docMs, cols.ms[k])
+	known := s.known(key)
+	b := &pgx.Batch{}
+	if !known {
+		b.Queue(newRepoSQL, key.ns, key.name)
 	}
-	b.Queue(insertSQL, repoID, cols.seq, cols.id, cols.dataID, cols.op, cols.ms, cols.data, cols.meta)
-	b.Queue(docsSQL, repoID, docIDs, docSeqs, docMs)
-	b.Queue(bumpSQL, last, count, repoID)
+	b.Queue(lockRepoSQL, key.ns, key.name)
+	b.Queue(appendSQL, key.ns, key.name, cols.id, cols.dataID, cols.op, cols.ms, cols.data, cols.meta)
 	b.Queue("COMMIT")
-	// The commit is not abandoned when the request's caller gives up:
-	// once COMMIT may have been sent, only its outcome settles the
-	// requests.
+	// The commit is not abandoned when a request's caller gives up: once
+	// COMMIT may have been sent, only its outcome settles the requests.
 	cctx, ccancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer ccancel()
+	seqs := make([]int64, 0, len(cols.id))
+	news := make([]bool, 0, len(cols.id))
 	var tag pgconn.CommandTag
 	err = func() error {
 		br := conn.SendBatch(cctx, b)
 		defer br.Close()
-		for range 3 {
+		if !known {
 			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("failed to insert events: %w", err)
+				return fmt.Errorf("failed to create the repository: %w", err)
 			}
 		}
-		var err error
+		if _, err := br.Exec(); err != nil {
+			return fmt.Errorf("failed to lock the repository: %w", err)
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return fmt.Errorf("failed to insert events: %w", err)
+		}
+		var (
+			seq   int64
+			fresh bool
+		)
+		if _, err := pgx.ForEachRow(rows, []any{&seq, &fresh}, func() error {
+			seqs = append(seqs, seq)
+			news = append(news, fresh)
+			return nil
+		}); err != nil {
+			return fmt.Errorf("failed to insert events: %w", err)
+		}
 		if tag, err = br.Exec(); err != nil {
 			return fmt.Errorf("failed to commit: %w", err)
 		}
@@ -317,6 +309,9 @@ func (s *Store) try(key repoKey, group []*request) (results []result, last int64
 	}()
 	if err == nil && tag.String() != "COMMIT" {
 		err = fmt.Errorf("failed to commit: the transaction was rolled back (%s)", tag)
+	}
+	if err == nil && len(seqs) != len(cols.id) {
+		return nil, 0, false, fmt.Errorf("the append returned %d sequences for %d events", len(seqs), len(cols.id))
 	}
 	if err != nil && !ambiguous(err) {
 		return nil, 0, false, err
@@ -331,12 +326,36 @@ func (s *Store) try(key repoKey, group []*request) (results []result, last int64
 		if !committed {
 			return nil, 0, true, err
 		}
+		// Committed, but its answer was lost: read back what it stored.
+		if seqs, news, err = s.committed(cctx, key, cols.id, xid); err != nil {
+			return nil, 0, false, fmt.Errorf("the append committed but reading its sequences back failed: %w; pushing the events again is safe", err)
+		}
 	}
 	if !known {
 		s.remember(key)
 	}
-	s.groups.Add(1)
-	s.events.Add(last - first)
+
+	var stored int64
+	k := 0
+	for i, r := range group {
+		if results[i].err != nil {
+			continue
+		}
+		res := make([]server.Appended, len(r.events))
+		for j, e := range r.events {
+			res[j] = server.Appended{ID: e.ID, Sequence: seqs[k], New: news[k]}
+			if news[k] {
+				stored++
+				last = max(last, seqs[k])
+			}
+			k++
+		}
+		results[i].res = res
+	}
+	if stored > 0 {
+		s.groups.Add(1)
+		s.events.Add(stored)
+	}
 	for _, r := range results {
 		if r.err == nil {
 			s.appends.Add(1)
@@ -345,24 +364,59 @@ func (s *Store) try(key repoKey, group []*request) (results []result, last int64
 	return results, last, false, nil
 }
 
-// eventColumns are new events as column arrays for insertSQL.
+// committed reads back the sequences of a group's events (ids, in input
+// order) after transaction xid committed but its answer was lost. An event
+// is new when xid stored it (its row's xmin) and this is its first
+// occurrence in the group.
+func (s *Store) committed(ctx context.Context, key repoKey, ids []string, xid int64) ([]int64, []bool, error) {
+	rows, err := s.pool.Query(ctx, `SELECT e.id, e.seq, e.xmin::text::bigint = ($4::bigint % 4294967296)
+		FROM lfsync_repos r JOIN lfsync_events e ON e.repo_id = r.id
+		WHERE r.ns = $1 AND r.name = $2 AND e.id = ANY ($3)`, key.ns, key.name, ids, xid)
+	if err != nil {
+		return nil, nil, err
+	}
+	type row struct {
+		seq  int64
+		mine bool
+	}
+	found := map[string]row{}
+	var (
+		id string
+		r  row
+	)
+	if _, err := pgx.ForEachRow(rows, []any{&id, &r.seq, &r.mine}, func() error { found[id] = r; return nil }); err != nil {
+		return nil, nil, err
+	}
+	seqs := make([]int64, len(ids))
+	news := make([]bool, len(ids))
+	for i, id := range ids {
+		r, ok := found[id]
+		if !ok {
+			return nil, nil, fmt.Errorf("event %s is not stored", id)
+		}
+		seqs[i] = r.seq
+		news[i] = r.mine
+		found[id] = row{seq: r.seq} // later occurrences are not new
+	}
+	return seqs, news, nil
+}
+
+// eventColumns are a group's events as column arrays for appendSQL.
 type eventColumns struct {
-	seq, ms    []int64
+	ms         []int64
 	id, dataID []string
 	op         []int16
 	data, meta [][]byte
 }
 
-// add appends one event stored at seq and returns its index.
-func (c *eventColumns) add(seq int64, e protocol.Event) int {
-	c.seq = append(c.seq, seq)
+// add appends one event.
+func (c *eventColumns) add(e protocol.Event) {
 	c.ms = append(c.ms, e.CreatedAt.UnixMilli())
 	c.id = append(c.id, e.ID)
 	c.dataID = append(c.dataID, e.DataID)
 	c.op = append(c.op, int16(e.Operation))
 	c.data = append(c.data, nilIfEmpty(e.Data))
 	c.meta = append(c.meta, nilIfEmpty(e.Meta))
-	return len(c.seq) - 1
 }
 
 // nilIfEmpty returns b, or nil (stored as NULL) when it is empty.

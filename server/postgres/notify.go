@@ -40,7 +40,7 @@ func newNotifier(cfg *pgx.ConnConfig) *notifier {
 	// A notification is a hint, not data: its commit need not wait for a
 	// WAL flush, which keeps the cluster-wide notify lock short.
 	c.RuntimeParams["synchronous_commit"] = "off"
-	c.RuntimeParams["application_name"] = "lfsync notifier"
+	c.RuntimeParams["application_name"] = appName(cfg, "notifier")
 	return &notifier{
 		cfg:     c,
 		pending: map[repoKey]int64{},

@@ -70,10 +70,21 @@ func (s *Store) Watch(ctx context.Context) (<-chan server.Advance, error) {
 	return w.out, nil
 }
 
+// appName returns the application_name of a connection with a role: the
+// DSN's application_name (default "lfsync") followed by the role, so that
+// pg_stat_activity tells which node holds which connection.
+func appName(cfg *pgx.ConnConfig, role string) string {
+	base := cfg.RuntimeParams["application_name"]
+	if base == "" {
+		base = "lfsync"
+	}
+	return base + " " + role
+}
+
 // listen receives notifications, reconnecting with backoff.
 func (w *watch) listen(ctx context.Context) {
 	cfg := w.s.connCfg.Copy()
-	cfg.RuntimeParams["application_name"] = "lfsync watcher"
+	cfg.RuntimeParams["application_name"] = appName(w.s.connCfg, "watcher")
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		conn, err := pgx.ConnectConfig(ctx, cfg)

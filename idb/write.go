@@ -424,10 +424,13 @@ func apply(tx js.Value, group []*pendingWrite) error {
 	// when the reads complete (before the writes, which were issued after
 	// them); a stale batch then aborts the transaction (see commit).
 	optimistic := !needRead && len(gens) > 0
+	var genRead *waiter
 	if optimistic {
 		for _, g := range gens {
 			g.req = meta.Call("get", metaGeneration+g.repo)
 		}
+		genRead = listen(gens[len(gens)-1].req, "success", "error")
+		defer genRead.release()
 	}
 	if needRead {
 		var last js.Value
@@ -542,10 +545,7 @@ func apply(tx js.Value, group []*pendingWrite) error {
 	}
 	if optimistic {
 		last := gens[len(gens)-1].req
-		w := listen(last, "success", "error")
-		typ := <-w.ch
-		w.release()
-		if typ != "success" {
+		if typ := <-genRead.ch; typ != "success" {
 			if err := exceptionError(last.Get("error")); err != nil {
 				return err
 			}

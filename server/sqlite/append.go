@@ -129,27 +129,31 @@ func checkAppend(ns, repo string, events []protocol.Event) error {
 // write is the writer goroutine: it takes every queued request, commits
 // them in one transaction, answers them, and repeats until reqs is closed
 // and drained. When fewer requests are queued than the last group held, it
-// first waits, at most half the last group's commit time, for that many:
-// the pushers answered by the last commit are then on their way back, and
+// first waits for that many, at most half the last COMMIT's time: the
+// pushers answered by the last commit are then on their way back, and
 // without the wait they would miss this group and make the next one, so
 // that concurrent pushers split into two half-size groups, each paying a
-// full fsync. A lone pusher (groups of one) never waits.
+// COMMIT (the WAL write and fsync). Merging them saves one COMMIT, so the
+// wait is bounded by what it can save. A lone pusher (groups of one) never
+// waits.
 func (s *Store) write() {
 	defer close(s.done)
 	group := make([]*appendReq, 0, s.maxGroup)
-	var lastSize int           // requests in the last group
-	var lastTime time.Duration // how long it took
+	var (
+		lastSize int           // requests in the last group
+		lastSync time.Duration // the time of its COMMIT
+	)
 	for first := range s.reqs {
 		// Let the pushers just answered queue their next requests, so that
 		// groups stay large instead of alternating large and small.
 		runtime.Gosched()
 		group = s.drain(append(group[:0], first))
 		if len(group) < lastSize {
-			group = s.gather(group, lastSize, time.Now().Add(lastTime/2))
+			group = s.gather(group, lastSize, time.Now().Add(lastSync/2))
 		}
-		start := time.Now()
+		synced := s.syncing.Load()
 		group = s.commit(group)
-		lastSize, lastTime = len(group), time.Since(start)
+		lastSize, lastSync = len(group), time.Duration(s.syncing.Load()-synced)
 		clear(group)
 	}
 }

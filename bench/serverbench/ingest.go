@@ -218,6 +218,9 @@ func (r *runner) ingestSQLite() error {
 	if err := r.ingestSQLiteOnce(ctx, p, batchSize); err != nil {
 		errs = append(errs, fmt.Errorf("%d pushers, batches of %d: %w", p, batchSize, err))
 	}
+	if err := r.ingestStoreOnly(ctx, p); err != nil {
+		errs = append(errs, fmt.Errorf("%d appenders, store only: %w", p, err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -272,6 +275,69 @@ func (r *runner) ingestSQLiteOnce(ctx context.Context, pushers, batch int) error
 		f.Target, target = ">= 20000 events/s", ingestTarget
 	}
 	r.add(f, target)
+	return nil
+}
+
+// ingestStoreOnly measures the SQLite store alone: appenders goroutines
+// calling Store.Append with one event each, no server and no network, so
+// that the server path's share of the ingest figures shows.
+func (r *runner) ingestStoreOnly(ctx context.Context, appenders int) error {
+	st, err := openSQLite(r.o.Dir, "ingest-store")
+	if err != nil {
+		return err
+	}
+	var (
+		done, seq atomic.Int64
+		stop      atomic.Bool
+		wg        sync.WaitGroup
+		failed    atomic.Value
+	)
+	for range appenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				n := seq.Add(1)
+				e := benchEvent(uuid.Must(uuid.NewV7()).String(), docID(n, docCount), n)
+				if _, err := st.Append(ctx, server.DefaultNamespace, "ingest", []protocol.Event{e}); err != nil {
+					failed.Store(err)
+					stop.Store(true)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	time.Sleep(r.sz.ingestWarm)
+	d0, t0, s0 := done.Load(), time.Now(), st.Stats()
+	time.Sleep(r.sz.ingestWindow)
+	d1, t1, s1 := done.Load(), time.Now(), st.Stats()
+	stop.Store(true)
+	wg.Wait()
+	if err := errors.Join(st.Close()); err != nil {
+		return err
+	}
+	if err, _ := failed.Load().(error); err != nil {
+		return err
+	}
+	perCommit, commit := 0.0, 0.0
+	if c := s1.Commits - s0.Commits; c > 0 {
+		perCommit = float64(s1.Events-s0.Events) / float64(c)
+		commit = ms(s1.Busy-s0.Busy) / float64(c)
+	}
+	group := max(1, int(perCommit+0.5))
+	base, err := plainSQLiteInsert(ctx, r.o.Dir, int(d1-d0), group)
+	if err != nil {
+		return fmt.Errorf("baseline: %w", err)
+	}
+	r.add(report.Figure{
+		Name: fmt.Sprintf("ingest %d appenders, store only (sqlite)", appenders), Unit: "events/s", Better: "higher",
+		Value:    float64(d1-d0) / t1.Sub(t0).Seconds(),
+		Baseline: fmt.Sprintf("plain database/sql INSERTs of as many events, %d per transaction (the store's mean group commit), same durability", group),
+		BaseVal:  base,
+		Note: fmt.Sprintf("%d goroutines each calling sqlite.Store.Append with 1 event and waiting for it, no server, no network: the storage layer's share of the ingest figures; %.1f events per group commit, %.2f ms per commit",
+			appenders, perCommit, commit),
+	}, 0)
 	return nil
 }
 

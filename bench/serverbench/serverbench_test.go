@@ -14,8 +14,8 @@ func TestRunSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if len(figs) < 10 {
-		t.Fatalf("Run returned %d figures, want at least 10", len(figs))
+	if len(figs) < 11 {
+		t.Fatalf("Run returned %d figures, want at least 11", len(figs))
 	}
 	for _, f := range figs {
 		if f.Suite != "server" || f.Name == "" || f.Unit == "" || (f.Better != "lower" && f.Better != "higher") {

@@ -29,6 +29,7 @@ type result struct {
 // exists while a committer goroutine serves the repository.
 type queue struct {
 	reqs []*request
+	wake chan struct{} // buffered 1: a request was queued
 }
 
 const (
@@ -114,13 +115,17 @@ func (s *Store) Append(ctx context.Context, ns, repo string, events []protocol.E
 	}
 	q, ok := s.queues[key]
 	if !ok {
-		q = &queue{}
+		q = &queue{wake: make(chan struct{}, 1)}
 		s.queues[key] = q
 		s.commits.Add(1)
 		go s.drain(key, q)
 	}
 	q.reqs = append(q.reqs, req)
 	s.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
 	// Wait for the answer even when ctx ends: once Append returns, its
 	// request is settled, never written later.
 	r := <-req.done
@@ -155,16 +160,39 @@ func checkAppend(ns, repo string, events []protocol.Event) error {
 	return nil
 }
 
+// inFlight is how many group commits of one repository a Store runs at
+// once. They take turns at the repository's lock; with two, the next
+// group's first round trip and its wait for the lock overlap the current
+// group's commit, so the lock is not idle between groups.
+const inFlight = 2
+
 // drain is a repository's committer: it commits the queued requests in
-// groups until none is left, then removes the queue.
+// groups, up to inFlight at once, until none is left and none is in
+// flight, then removes the queue. A group is taken only when a slot is
+// free, so requests arriving meanwhile join the next group.
 func (s *Store) drain(key repoKey, q *queue) {
 	defer s.commits.Done()
+	active := 0
+	done := make(chan struct{}, inFlight)
 	for {
+		if active == inFlight {
+			<-done
+			active--
+		}
 		s.mu.Lock()
 		if len(q.reqs) == 0 {
-			delete(s.queues, key)
+			if active == 0 {
+				delete(s.queues, key)
+				s.mu.Unlock()
+				return
+			}
 			s.mu.Unlock()
-			return
+			select {
+			case <-done:
+				active--
+			case <-q.wake:
+			}
+			continue
 		}
 		n, events := 0, 0
 		for n < len(q.reqs) && (n == 0 || events+len(q.reqs[n].events) <= s.maxGroup) {
@@ -174,7 +202,11 @@ func (s *Store) drain(key repoKey, q *queue) {
 		group := q.reqs[:n:n]
 		q.reqs = q.reqs[n:]
 		s.mu.Unlock()
-		s.commit(key, group)
+		active++
+		go func() {
+			s.commit(key, group)
+			done <- struct{}{}
+		}()
 	}
 }
 

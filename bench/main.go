@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -79,6 +80,7 @@ func run() error {
 	defer os.RemoveAll(dir)
 
 	r := &report.Run{Started: time.Now().UTC(), Smoke: *smoke, Machine: report.Probe(dir)}
+	loadBefore := loadAverage()
 	var errs []error
 	if want["browser"] {
 		figs, version, err := browserSuite(ctx, dir, *web, *chromium, *profile, *smoke, *verbose)
@@ -107,8 +109,9 @@ func run() error {
 	}
 	r.Duration = time.Since(r.Started)
 	r.Evaluate()
-	fmt.Print(r.Markdown())
-	if err := write(r, *md, *jsonPath); err != nil {
+	header := preamble(loadBefore, loadAverage())
+	fmt.Print(header + "\n" + r.Markdown())
+	if err := write(r, header, *md, *jsonPath); err != nil {
 		errs = append(errs, err)
 	}
 	log.Printf("took %s", r.Duration.Round(time.Second))
@@ -211,7 +214,7 @@ func postgres(ctx context.Context, flagValue string) (func() (string, error), fu
 
 // write saves the run: the Markdown between the markers of md (the file is
 // created with them when missing), the JSON whole.
-func write(r *report.Run, md, jsonPath string) error {
+func write(r *report.Run, header, md, jsonPath string) error {
 	if jsonPath != "" {
 		b, err := r.JSON()
 		if err != nil {
@@ -229,7 +232,7 @@ func write(r *report.Run, md, jsonPath string) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("failed to read %s: %w", md, err)
 	}
-	generated := beginMark + "\n\n" + preamble + "\n" + r.Markdown() + endMark
+	generated := beginMark + "\n\n" + header + "\n" + r.Markdown() + endMark
 	doc := string(old)
 	i, j := strings.Index(doc, beginMark), strings.Index(doc, endMark)
 	switch {
@@ -247,6 +250,47 @@ func write(r *report.Run, md, jsonPath string) error {
 	return nil
 }
 
-const preamble = "Server under test: `lfsync serve` in-process on 127.0.0.1, SQLite in a temp dir, a static token, " +
-	"`--rate 0` (no per-connection frame limit), serving web/dist as built plus the bench pages (bench/browser/pages). " +
-	"Ratio = value / baseline; \"met\" is computed from numeric targets.\n"
+// preamble says what was measured against what, from which commit, and how
+// busy the machine was.
+func preamble(loadBefore, loadAfter string) string {
+	var b strings.Builder
+	b.WriteString("Browser suite server: `lfsync serve` in-process on 127.0.0.1, SQLite in a temp dir, a static token, " +
+		"`--rate 0` (no per-connection frame limit), serving web/dist as built plus the bench pages (bench/browser/pages). " +
+		"Ratio = value / baseline; \"met\" is computed from numeric targets.")
+	if c := commit(); c != "" {
+		b.WriteString(" Commit " + c + ".")
+	}
+	if loadBefore != "" && loadAfter != "" {
+		b.WriteString(" Load average (1, 5, 15 min) " + loadBefore + " at the start, " + loadAfter + " at the end.")
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// commit names the checked-out commit, marked when the tree has changes;
+// empty outside a git checkout.
+func commit() string {
+	out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(bytes.TrimSpace(st)) > 0 {
+		c += " with uncommitted changes"
+	}
+	return c
+}
+
+// loadAverage returns the first three fields of /proc/loadavg; empty
+// elsewhere.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], ", ")
+}

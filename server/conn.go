@@ -29,7 +29,12 @@ type conn struct {
 	cancel context.CancelFunc
 
 	replies chan []byte
-	fanout  chan []byte
+
+	// The fan-out queue: at most Config.SendQueue frames, grown on demand
+	// (most connections are idle most of the time), drained by writeLoop.
+	fanMu   sync.Mutex
+	fanQ    [][]byte
+	fanWake chan struct{} // buffered 1: fanQ is not empty
 
 	closeOnce sync.Once
 	closing   atomic.Bool   // closeWith was called
@@ -66,7 +71,7 @@ func (s *Server) newConn(ws *websocket.Conn, remote string) *conn {
 		ctx:     ctx,
 		cancel:  cancel,
 		replies: make(chan []byte, 16),
-		fanout:  make(chan []byte, s.cfg.SendQueue),
+		fanWake: make(chan struct{}, 1),
 		authed:  make(chan struct{}),
 		pongs:   make(chan struct{}, 1),
 		limiter: newBucket(s.cfg.RatePerSecond, s.cfg.RateBurst),
@@ -149,7 +154,10 @@ func (c *conn) writeLoop() {
 				c.closeWith(code, reason)
 				return
 			}
-		case f = <-c.fanout:
+		case <-c.fanWake:
+			if f = c.popFanout(); f == nil {
+				continue
+			}
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 		err := c.ws.Write(ctx, websocket.MessageText, f)
@@ -272,15 +280,45 @@ func (c *conn) sendFanout(frame []byte) bool {
 	if c.ctx.Err() != nil || c.closing.Load() {
 		return false
 	}
-	select {
-	case c.fanout <- frame:
-		return true
-	default:
+	c.fanMu.Lock()
+	full := len(c.fanQ) >= c.s.cfg.SendQueue
+	if !full {
+		c.fanQ = append(c.fanQ, frame)
+	}
+	c.fanMu.Unlock()
+	if full {
 		c.s.metrics.overflows.Add(1)
-		c.log.Warn("closing connection: send queue overflow", "queue", cap(c.fanout))
+		c.log.Warn("closing connection: send queue overflow", "queue", c.s.cfg.SendQueue)
 		c.closeWith(websocket.StatusTryAgainLater, "send queue overflow: reconnect and catch up")
 		return false
 	}
+	select {
+	case c.fanWake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// popFanout takes the oldest queued fan-out frame (nil if none) and keeps
+// writeLoop awake while more remain.
+func (c *conn) popFanout() []byte {
+	c.fanMu.Lock()
+	defer c.fanMu.Unlock()
+	if len(c.fanQ) == 0 {
+		return nil
+	}
+	f := c.fanQ[0]
+	c.fanQ[0] = nil
+	c.fanQ = c.fanQ[1:]
+	if len(c.fanQ) == 0 {
+		c.fanQ = nil // release the backing array
+	} else {
+		select {
+		case c.fanWake <- struct{}{}:
+		default:
+		}
+	}
+	return f
 }
 
 func (c *conn) addSub(b *broadcaster) {

@@ -91,10 +91,10 @@ const (
 
 // Append stores events in one repository, all or nothing; see
 // server.Store. Concurrent Appends to one repository are committed together
-// in one transaction. When ctx ends before the request's transaction has
-// locked the repository, Append stores nothing and returns ctx's error; a
-// request already in a transaction commits with it. Either way nothing is
-// written after Append returns.
+// in one transaction. When ctx ends before the request's group is sent to
+// the server, Append stores nothing and returns ctx's error; a request
+// already sent commits with its group. Either way nothing is written after
+// Append returns.
 func (s *Store) Append(ctx context.Context, ns, repo string, events []protocol.Event) ([]server.Appended, error) {
 	if err := checkAppend(ns, repo, events); err != nil {
 		return nil, fmt.Errorf("postgres: failed to append to %s/%s: %w", ns, repo, err)

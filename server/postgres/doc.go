@@ -1,15 +1,20 @@
 // Package postgres is lfsync's server store on PostgreSQL (pgx v5), for
 // several server nodes sharing one database.
 //
-// Each repository has a row in lfsync_repos holding its last sequence; an
-// Append locks that row (SELECT ... FOR UPDATE) for the length of its
-// transaction, so appends to one repository are serialized across every
-// node and sequences are assigned gap-free, duplicate-free and in input
-// order, while appends to different repositories run in parallel. Appends
-// to one repository arriving at one node together are committed in one
-// transaction (group commit), as the row lock would serialize them anyway.
-// lfsync_docs keeps the latest sequence of each document, so Latest and
-// LatestSince are index range scans.
+// Each repository has a row in lfsync_repos holding its last sequence. An
+// Append's transaction locks that row (SELECT ... FOR UPDATE) and then, in
+// one statement, looks up which events are stored already, inserts the new
+// ones with the next sequences and advances the row; so appends to one
+// repository are serialized across every node, sequences are gap-free,
+// duplicate-free and in input order, and a re-pushed id keeps its first
+// sequence even when two nodes race it. Appends to different repositories
+// run in parallel. Appends to one repository arriving at one node together
+// are committed in one transaction (group commit), two groups at a time:
+// the lock, that statement and COMMIT go to the server in one pipeline, so
+// the lock is held only while the server works, and the next group waits
+// at the lock while the current one commits. lfsync_docs keeps the latest
+// sequence of each document, so Latest and LatestSince are index range
+// scans.
 //
 // Durability: an Append returns once its transaction is committed with the
 // server's synchronous_commit setting (on by default: the WAL is flushed).

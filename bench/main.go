@@ -71,6 +71,12 @@ func run() error {
 		}
 	}
 
+	if want["browser"] {
+		if _, err := os.Stat(filepath.Join(*web, "lfsync.wasm")); err != nil {
+			return fmt.Errorf("%s has no lfsync.wasm: run make build first (%w)", *web, err)
+		}
+	}
+
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	dir, err := os.MkdirTemp("", "lfsync-bench-")
@@ -111,7 +117,10 @@ func run() error {
 	r.Evaluate()
 	header := preamble(loadBefore, loadAverage())
 	fmt.Print(header + "\n" + r.Markdown())
-	if err := write(r, header, *md, *jsonPath); err != nil {
+	if len(errs) > 0 {
+		// A partial run does not replace the last complete one.
+		errs = append(errs, fmt.Errorf("not writing %q and %q: the run had failures", *md, *jsonPath))
+	} else if err := write(r, header, *md, *jsonPath); err != nil {
 		errs = append(errs, err)
 	}
 	log.Printf("took %s", r.Duration.Round(time.Second))
@@ -121,9 +130,6 @@ func run() error {
 // browserSuite starts the lfsync server on a copy of web with the bench
 // pages beside it and runs the browser suite against it.
 func browserSuite(ctx context.Context, dir, web, chromium, profile string, smoke, verbose bool) ([]report.Figure, string, error) {
-	if _, err := os.Stat(filepath.Join(web, "lfsync.wasm")); err != nil {
-		return nil, "", fmt.Errorf("%s has no lfsync.wasm: run make build first (%w)", web, err)
-	}
 	site := filepath.Join(dir, "site")
 	if err := browser.WriteSite(site, web); err != nil {
 		return nil, "", err

@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -224,7 +225,9 @@ func TestDatabaseConnectionDropped(t *testing.T) {
 		t.Fatal("node a had no database connection to terminate (is application_name set?)")
 	}
 	total := len(ended)
-	t.Logf("ended connections: %v", ended)
+	if !slices.Contains(ended, "lfsync/a watcher") {
+		t.Fatalf("the terminated connections %v do not include node a's LISTEN connection (lfsync/a watcher)", ended)
+	}
 	time.Sleep(300 * time.Millisecond)
 	stop()
 	t.Logf("terminated %d connections of node a; failed pushes retried by ea: %d; node a logged:\n%s",

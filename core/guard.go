@@ -9,13 +9,17 @@ import (
 
 // Several clients may share one store (browser tabs on one IndexedDB
 // database), each serialising only its own writes with applyMu. Every write
-// computed from documents it read (local writes, remote applies, acks
-// ordered under serverWins/clientWins) therefore carries Batch.Expect: the
-// repository's store generation read before those documents. A write of
-// another client in between advances the generation, the store refuses the
-// batch with ErrStale and stores nothing, and the engine reads again and
-// recomputes, a bounded number of times. A client caches the generation its
-// own last write left, so the single-writer case costs no extra read.
+// computed from documents it read therefore carries a precondition the store
+// checks inside its atomic write: remote applies and acks ordered under
+// serverWins/clientWins carry Batch.Expect, the repository's store
+// generation read before those documents (cheap for many documents); local
+// writes carry it when it is cached, and otherwise, and on every retry,
+// Batch.ExpectDocs, the few documents as read (so that another tab writing
+// other documents cannot keep refusing them). A write of another client in
+// between makes the store refuse the batch with ErrStale, storing nothing;
+// the engine reads again and recomputes, a bounded number of times. A client
+// caches the generation its own last guarded write left, so the
+// single-writer case costs no extra read.
 
 // staleAttempts bounds how often one write is computed when other writers
 // keep overtaking it.
@@ -67,6 +71,9 @@ func (c *Client) stale(b *Batch, err error) bool {
 	}
 	for repo := range b.Expect {
 		delete(c.gens, repo)
+	}
+	for _, e := range b.ExpectDocs {
+		delete(c.gens, e.Repo)
 	}
 	c.docGen++
 	c.metrics.add(func(m *Metrics) { m.StaleWrites++ })

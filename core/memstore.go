@@ -85,6 +85,16 @@ func (s *MemoryStore) Write(ctx context.Context, b *Batch) error {
 			return &StaleError{Repo: repo, Want: want, Have: gen}
 		}
 	}
+	for _, e := range b.ExpectDocs {
+		var d Doc
+		var ok bool
+		if r := s.repos[e.Repo]; r != nil {
+			d, ok = r.docs[e.ID]
+		}
+		if !e.Matches(d, ok) {
+			return &DocStaleError{Repo: e.Repo, ID: e.ID}
+		}
+	}
 	var grown map[*memRepo]bool
 	var bumped map[*memRepo]bool // repositories whose generation advanced
 	for _, w := range docs {

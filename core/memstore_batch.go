@@ -31,7 +31,7 @@ func memBatchErr(kind string, i int, msg string) error {
 //   - a status update has no event id or an unknown status;
 //   - a cursor has no repository or is negative;
 //   - a config key is empty;
-//   - a precondition (Expect) has no repository.
+//   - a precondition (Expect, ExpectDocs) has no repository or document id.
 //
 // Removing or updating an id the outbox does not hold is not an error. A nil
 // batch is valid and writes nothing. The error wraps ErrInvalidBatch.
@@ -88,6 +88,14 @@ func ValidateBatch(b *Batch) error {
 			return &invalidBatchError{msg: "expect: repository is missing"}
 		}
 	}
+	for i, e := range b.ExpectDocs {
+		switch {
+		case e.Repo == "":
+			return memBatchErr("expectDocs", i, "repository is missing")
+		case e.ID == "":
+			return memBatchErr("expectDocs", i, "document id is missing")
+		}
+	}
 	return nil
 }
 
@@ -102,6 +110,17 @@ func (e *StaleError) Error() string {
 	return ErrStale.Error() + ": repository " + strconv.Quote(e.Repo) + " is at generation " +
 		strconv.FormatUint(e.Have, 10) + ", the batch expects " + strconv.FormatUint(e.Want, 10)
 }
+
+// DocStaleError is the error of a Write whose document precondition failed:
+// Repo/ID is not as the batch expects. It matches ErrStale.
+type DocStaleError struct{ Repo, ID string }
+
+func (e *DocStaleError) Error() string {
+	return ErrStale.Error() + ": document " + strconv.Quote(e.ID) + " of " + strconv.Quote(e.Repo) + " changed since it was read"
+}
+
+// Unwrap returns ErrStale.
+func (e *DocStaleError) Unwrap() error { return ErrStale }
 
 // Unwrap returns ErrStale.
 func (e *StaleError) Unwrap() error { return ErrStale }

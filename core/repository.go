@@ -177,7 +177,7 @@ func (r *Repository) write(ctx context.Context, puts []Put, del bool, opts []Wri
 		var err error
 		var stale bool
 		c.applyMu.Lock()
-		b, err = c.localWrite(ctx, r.name, puts, objs, del, cfg)
+		b, err = c.localWrite(ctx, r.name, puts, objs, del, cfg, attempt == 1)
 		if err != nil {
 			stale = c.stale(b, err)
 		}
@@ -203,19 +203,32 @@ func (r *Repository) write(ctx context.Context, puts []Put, del bool, opts []Wri
 	return nil
 }
 
-// localWrite computes and writes one attempt of a local change, guarded by
-// the repository's generation. On failure the batch is returned too (for
-// ErrStale handling). The caller holds applyMu.
-func (c *Client) localWrite(ctx context.Context, repo string, puts []Put, objs []object, del bool, cfg writeConfig) (*Batch, error) {
-	gen, err := c.generationOf(ctx, repo)
+// localWrite computes and writes one attempt of a local change. It is
+// guarded by the repository's generation when that costs no read (cached) or
+// saves many (a bulk write reads the whole repository anyway), and by the
+// documents it read otherwise, and always on a retry: another tab writing
+// other documents of the repository then cannot keep refusing it. On
+// failure the batch is returned too (for ErrStale handling). The caller
+// holds applyMu.
+func (c *Client) localWrite(ctx context.Context, repo string, puts []Put, objs []object, del bool, cfg writeConfig, first bool) (*Batch, error) {
+	gen, byGen := c.gens[repo]
+	byGen = byGen && first
+	if first && !byGen && len(puts) > bulkPuts {
+		var err error
+		if gen, err = c.generationOf(ctx, repo); err != nil {
+			return &Batch{}, err
+		}
+		byGen = true
+	}
+	b, read, err := c.localBatch(ctx, repo, puts, objs, del, cfg)
 	if err != nil {
 		return &Batch{}, err
 	}
-	b, err := c.localBatch(ctx, repo, puts, objs, del, cfg)
-	if err != nil {
-		return &Batch{}, err
+	if byGen {
+		c.expect(b, repo, gen)
+	} else {
+		b.ExpectDocs = read
 	}
-	c.expect(b, repo, gen)
 	if err := c.store.Write(ctx, b); err != nil {
 		if errors.Is(err, ErrStale) {
 			return b, err
@@ -228,18 +241,23 @@ func (c *Client) localWrite(ctx context.Context, repo string, puts []Put, objs [
 	return b, nil
 }
 
-// localBatch builds the store batch of a local change. The caller holds
-// applyMu.
-func (c *Client) localBatch(ctx context.Context, repo string, puts []Put, objs []object, del bool, cfg writeConfig) (*Batch, error) {
+// bulkPuts is the number of puts above which a local write reads the
+// whole repository once instead of each document.
+const bulkPuts = 32
+
+// localBatch builds the store batch of a local change, and returns the
+// documents it was computed from, as read. The caller holds applyMu.
+func (c *Client) localBatch(ctx context.Context, repo string, puts []Put, objs []object, del bool, cfg writeConfig) (*Batch, []DocExpect, error) {
 	b := &Batch{Docs: make([]DocWrite, 0, len(puts))}
 	latest := make(map[string]int, len(puts)) // id -> index in b.Docs
+	read := make([]DocExpect, 0, len(puts))
 	now := time.Now()
 	// Many puts: one read of the repository instead of one per document.
 	var current map[string]Doc
-	if len(puts) > 32 {
+	if len(puts) > bulkPuts {
 		docs, err := c.store.Docs(ctx, repo)
 		if err != nil {
-			return nil, wrapErr("read repository "+repo, err)
+			return nil, nil, wrapErr("read repository "+repo, err)
 		}
 		current = make(map[string]Doc, len(docs))
 		for _, d := range docs {
@@ -251,21 +269,24 @@ func (c *Client) localBatch(ctx context.Context, repo string, puts []Put, objs [
 		var ok bool
 		if j, seen := latest[p.ID]; seen {
 			d, ok = b.Docs[j].Doc, true
-		} else if current != nil {
-			d, ok = current[p.ID]
 		} else {
-			var err error
-			d, ok, err = c.store.Doc(ctx, repo, p.ID)
-			if err != nil {
-				return nil, wrapErr("read document "+p.ID, err)
+			if current != nil {
+				d, ok = current[p.ID]
+			} else {
+				var err error
+				d, ok, err = c.store.Doc(ctx, repo, p.ID)
+				if err != nil {
+					return nil, nil, wrapErr("read document "+p.ID, err)
+				}
 			}
+			read = append(read, DocExpect{Repo: repo, ID: p.ID, Exists: ok, Doc: d})
 		}
 		if del && (!ok || d.Deleted) {
-			return nil, errorf(ErrNotFound, "lfsync: document "+p.ID+" does not exist in "+repo)
+			return nil, nil, errorf(ErrNotFound, "lfsync: document "+p.ID+" does not exist in "+repo)
 		}
 		doc, ev, err := c.localChange(now, d, ok, p.ID, objs[i], del)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if j, seen := latest[p.ID]; seen {
 			b.Docs[j].Doc = doc
@@ -277,7 +298,7 @@ func (c *Client) localBatch(ctx context.Context, repo string, puts []Put, objs [
 			b.Events = append(b.Events, OutboxEvent{Repo: repo, Event: ev, Status: StatusPending})
 		}
 	}
-	return b, nil
+	return b, read, nil
 }
 
 // localChange returns the document after a local write over d, and its

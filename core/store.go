@@ -95,6 +95,47 @@ type Batch struct {
 	// they computed from them set it, so that a write computed from a read
 	// that another writer (another tab) overtook is detected and redone.
 	Expect map[string]uint64
+	// ExpectDocs is a finer precondition: each document named must be as
+	// the writer read it (SameDoc), or absent when Exists is false. On any
+	// mismatch the whole batch fails with ErrStale and nothing is stored. A
+	// writer that read only a few documents sets it instead of Expect, so
+	// that writes of other documents of the repository do not refuse it.
+	// Documents put by earlier batches of the same group commit count.
+	ExpectDocs []DocExpect
+}
+
+// DocExpect is a precondition on one document: absent (Exists false), or
+// equal to Doc.
+type DocExpect struct {
+	Repo   string
+	ID     string
+	Exists bool
+	Doc    Doc
+}
+
+// SameDoc reports whether two documents are the same stored state: id,
+// data bytes, tombstone flag, version, per-field stamps and sequence.
+func SameDoc(a, b Doc) bool {
+	if a.ID != b.ID || a.Deleted != b.Deleted || a.Sequence != b.Sequence ||
+		!sameStamp(a.Version, b.Version) || string(a.Data) != string(b.Data) || len(a.Fields) != len(b.Fields) {
+		return false
+	}
+	for k, st := range a.Fields {
+		if ot, ok := b.Fields[k]; !ok || !sameStamp(st, ot) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameStamp(a, b Stamp) bool { return a.EventID == b.EventID && a.At.Equal(b.At) }
+
+// Matches reports whether a document read now (d, exists) satisfies e.
+func (e DocExpect) Matches(d Doc, exists bool) bool {
+	if !e.Exists || !exists {
+		return e.Exists == exists
+	}
+	return SameDoc(e.Doc, d)
 }
 
 // Empty reports whether the batch writes nothing. An empty batch may still

@@ -20,7 +20,7 @@ func writeScope(group []*pendingWrite) js.Value {
 	var docs, outbox, meta, cursors, config bool
 	for _, w := range group {
 		p := w.p
-		docs = docs || len(p.docs) > 0
+		docs = docs || len(p.docs) > 0 || len(p.expectDocs) > 0
 		outbox = outbox || len(p.events) > 0 || len(p.statuses) > 0 || len(p.remove) > 0
 		meta = meta || len(p.events) > 0 || len(p.docs) > 0 || len(p.expect) > 0
 		cursors = cursors || len(p.cursors) > 0
@@ -58,10 +58,15 @@ type prepared struct {
 	cursors  map[string]int64
 	config   map[string]string
 	expect   map[string]uint64
-	repos    []string // repositories whose documents p puts, each once
+	// expectDocs are the batch's document preconditions.
+	expectDocs []core.DocExpect
+	repos      []string // repositories whose documents p puts, each once
 }
 
-type preparedDoc struct{ repo, id, json string }
+type preparedDoc struct {
+	repo, id, json string
+	doc            core.Doc // as given, for later batches' preconditions in the group
+}
 
 type preparedEvent struct {
 	id, repo, json, err string
@@ -125,10 +130,12 @@ func prepare(b *core.Batch) (*prepared, error) {
 		cursors:  b.Cursors,
 		config:   b.Config,
 		expect:   b.Expect,
+
+		expectDocs: b.ExpectDocs,
 	}
 	start := 0
 	for i, w := range b.Docs {
-		p.docs[i] = preparedDoc{repo: w.Repo, id: w.Doc.ID, json: text[start:docEnds[i]]}
+		p.docs[i] = preparedDoc{repo: w.Repo, id: w.Doc.ID, json: text[start:docEnds[i]], doc: w.Doc}
 		start = docEnds[i]
 		if !slices.Contains(p.repos, w.Repo) {
 			p.repos = append(p.repos, w.Repo)
@@ -153,7 +160,7 @@ func (s *Store) Write(ctx context.Context, b *core.Batch) error {
 	if err := core.ValidateBatch(b); err != nil {
 		return err
 	}
-	if b == nil || b.Empty() && len(b.Expect) == 0 {
+	if b == nil || b.Empty() && len(b.Expect) == 0 && len(b.ExpectDocs) == 0 {
 		_, err := s.conn()
 		return err
 	}
@@ -300,10 +307,21 @@ func readGenerations(gens []*generation) {
 	}
 }
 
-// checkGenerations checks each batch's precondition against the
-// generations the batches before it leave, marking stale batches (which are
-// skipped whole), and advances the generations of the others.
-func checkGenerations(group []*pendingWrite, gens []*generation) {
+// docKey names a document.
+type docKey struct{ repo, id string }
+
+// docState is a document a precondition names, while a group is applied.
+type docState struct {
+	req    js.Value // the get request of phase one
+	exists bool
+	doc    core.Doc
+}
+
+// checkPreconditions checks each batch's preconditions against the
+// generations and documents the batches before it leave, marking stale
+// batches (which are skipped whole), and advances the generations, and the
+// documents checked, of the others.
+func checkPreconditions(group []*pendingWrite, gens []*generation, checks map[docKey]*docState) {
 	find := func(repo string) *generation {
 		for _, g := range gens {
 			if g.repo == repo {
@@ -320,8 +338,22 @@ func checkGenerations(group []*pendingWrite, gens []*generation) {
 			}
 		}
 		if w.stale == nil {
+			for _, e := range w.p.expectDocs {
+				if st := checks[docKey{e.Repo, e.ID}]; !e.Matches(st.doc, st.exists) {
+					w.stale = &core.DocStaleError{Repo: e.Repo, ID: e.ID}
+					break
+				}
+			}
+		}
+		if w.stale == nil {
 			for _, repo := range w.p.repos {
 				find(repo).cur++
+			}
+			for i := range w.p.docs {
+				d := &w.p.docs[i]
+				if st := checks[docKey{d.repo, d.id}]; st != nil {
+					st.exists, st.doc = true, d.doc
+				}
 			}
 		}
 	}
@@ -366,6 +398,7 @@ func apply(tx js.Value, group []*pendingWrite) error {
 		needOrder bool
 		needRead  bool
 		gens      []*generation
+		checks    map[docKey]*docState
 	)
 	gen := func(repo string) {
 		for _, g := range gens {
@@ -393,6 +426,16 @@ func apply(tx js.Value, group []*pendingWrite) error {
 	}
 	for _, w := range group {
 		w.stale = nil
+		for _, e := range w.p.expectDocs {
+			k := docKey{e.Repo, e.ID}
+			if checks[k] == nil {
+				if checks == nil {
+					checks = make(map[docKey]*docState)
+				}
+				checks[k] = &docState{}
+				needRead = true
+			}
+		}
 		for _, repo := range w.p.repos {
 			gen(repo)
 		}
@@ -445,6 +488,13 @@ func apply(tx js.Value, group []*pendingWrite) error {
 			orderReq = meta.Call("get", metaOrder)
 			last = orderReq
 		}
+		if len(checks) > 0 {
+			docs := tx.Call("objectStore", storeDocs)
+			for k, st := range checks {
+				st.req = docs.Call("get", jsArray.New(k.repo, k.id))
+				last = st.req
+			}
+		}
 		for _, g := range gens {
 			g.req = meta.Call("get", metaGeneration+g.repo)
 			last = g.req
@@ -476,7 +526,15 @@ func apply(tx js.Value, group []*pendingWrite) error {
 			storedOrder = order
 		}
 		readGenerations(gens)
-		checkGenerations(group, gens)
+		for k, st := range checks {
+			if v := st.req.Get("result"); v.Type() == js.TypeString {
+				if err := json.Unmarshal(bytesOf(v), &st.doc); err != nil {
+					return failed("decode document "+k.id, err)
+				}
+				st.exists = true
+			}
+		}
+		checkPreconditions(group, gens, checks)
 	}
 
 	// Apply the batches in order, as if committed one after the other.
@@ -552,7 +610,7 @@ func apply(tx js.Value, group []*pendingWrite) error {
 			return errors.New("generation read failed")
 		}
 		readGenerations(gens)
-		checkGenerations(group, gens)
+		checkPreconditions(group, gens, nil)
 		for _, w := range group {
 			if w.stale != nil {
 				// The writes are issued: only aborting undoes them.

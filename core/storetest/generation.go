@@ -21,6 +21,10 @@ import (
 //     fails with an error matching core.ErrStale and stores nothing of the
 //     batch (documents, events, statuses, removals, cursors, config);
 //   - a batch with only a precondition checks it and writes nothing;
+//   - a Write whose ExpectDocs names a document as absent that exists, or
+//     as a state it no longer has (data, tombstone, version, field stamps or
+//     sequence differ: core.SameDoc), fails with core.ErrStale and stores
+//     nothing; changes to other documents do not matter;
 //   - every handle of one store (two browser tabs on one IndexedDB
 //     database) sees the same generations, so a write computed from a read
 //     another handle overtook fails; outbox events appended through either
@@ -128,6 +132,56 @@ func testStaleWritesNothing(t *testing.T, s core.Store) {
 	}
 }
 
+func testDocPreconditions(t *testing.T, s core.Store) {
+	a := doc("a", "a")
+	a.Fields = map[string]core.Stamp{"title": {At: baseTime, EventID: "ev-a"}}
+	a.Sequence = 4
+	mustWrite(t, s, &core.Batch{Docs: []core.DocWrite{{Repo: "todos", Doc: a}}})
+	read := mustDoc(t, s, "todos", "a")
+	// As read: the write goes through, whatever else changed meanwhile.
+	mustWrite(t, s, &core.Batch{Docs: []core.DocWrite{{Repo: "todos", Doc: doc("other", "x")}}})
+	a2 := doc("a", "a2")
+	mustWrite(t, s, &core.Batch{
+		Docs:       []core.DocWrite{{Repo: "todos", Doc: a2}},
+		ExpectDocs: []core.DocExpect{{Repo: "todos", ID: "a", Exists: true, Doc: read}, {Repo: "todos", ID: "new", Exists: false}},
+	})
+	checkDoc(t, mustDoc(t, s, "todos", "a"), a2)
+	// Each way a document can differ from what was read is stale.
+	seqOnly := a2
+	seqOnly.Sequence = 9
+	fieldOnly := a2
+	fieldOnly.Fields = map[string]core.Stamp{"title": {At: baseTime, EventID: "ev-other"}}
+	tomb := a2
+	tomb.Deleted, tomb.Data = true, nil
+	for name, e := range map[string]core.DocExpect{
+		"old state":      {Repo: "todos", ID: "a", Exists: true, Doc: read},
+		"absent":         {Repo: "todos", ID: "a", Exists: false},
+		"sequence":       {Repo: "todos", ID: "a", Exists: true, Doc: seqOnly},
+		"field stamps":   {Repo: "todos", ID: "a", Exists: true, Doc: fieldOnly},
+		"tombstone":      {Repo: "todos", ID: "a", Exists: true, Doc: tomb},
+		"missing exists": {Repo: "todos", ID: "nope", Exists: true, Doc: a2},
+		"other repo":     {Repo: "notes", ID: "a", Exists: true, Doc: a2},
+	} {
+		err := s.Write(context.Background(), &core.Batch{
+			Docs:       []core.DocWrite{{Repo: "todos", Doc: doc("a", "lost")}},
+			Events:     []core.OutboxEvent{event("todos", "e-"+name, "a")},
+			Cursors:    map[string]int64{"todos": 5},
+			ExpectDocs: []core.DocExpect{e},
+		})
+		if !errors.Is(err, core.ErrStale) {
+			t.Fatalf("Write expecting %s = %v, want core.ErrStale", name, err)
+		}
+		mustNoOutbox(t, s, "e-"+name)
+	}
+	checkDoc(t, mustDoc(t, s, "todos", "a"), a2)
+	if c := mustCursor(t, s, "todos"); c != 0 {
+		t.Fatalf("Cursor after stale writes = %d, want 0", c)
+	}
+	if err := s.Write(context.Background(), &core.Batch{ExpectDocs: []core.DocExpect{{Repo: "todos"}}}); !errors.Is(err, core.ErrInvalidBatch) {
+		t.Fatalf("Write expecting a document without id = %v, want ErrInvalidBatch", err)
+	}
+}
+
 // testSharedGenerations: a write through one handle makes a precondition
 // read through the other stale.
 func testSharedGenerations(t *testing.T, a, b core.Store) {
@@ -184,19 +238,29 @@ func testSharedOutbox(t *testing.T, a, b core.Store) {
 }
 
 // testSharedIncrements: both handles increment one counter document
-// concurrently by read-modify-write guarded with Expect, re-reading on
-// ErrStale: no increment is lost.
+// concurrently by read-modify-write guarded with Expect (the repository's
+// generation) or ExpectDocs (the document as read), re-reading on ErrStale:
+// no increment is lost.
 func testSharedIncrements(t *testing.T, a, b core.Store) {
+	t.Run("Generation", func(t *testing.T) { sharedIncrements(t, a, b, false) })
+	t.Run("Document", func(t *testing.T) { sharedIncrements(t, a, b, true) })
+}
+
+func sharedIncrements(t *testing.T, a, b core.Store, byDoc bool) {
+	repo := "counter"
+	if byDoc {
+		repo = "counter-doc"
+	}
 	const perHandle = 15
 	ctx := context.Background()
 	increment := func(s core.Store) error {
 		for {
-			gen, err := s.Generation(ctx, "counter")
+			gen, err := s.Generation(ctx, repo)
 			if err != nil {
 				return err
 			}
 			n := 0
-			d, ok, err := s.Doc(ctx, "counter", "c")
+			d, ok, err := s.Doc(ctx, repo, "c")
 			if err != nil {
 				return err
 			}
@@ -207,10 +271,16 @@ func testSharedIncrements(t *testing.T, a, b core.Store) {
 				}
 				n = v.N
 			}
-			err = s.Write(ctx, &core.Batch{
-				Docs:   []core.DocWrite{{Repo: "counter", Doc: core.Doc{ID: "c", Data: json.RawMessage(`{"N":` + strconv.Itoa(n+1) + `}`)}}},
-				Expect: map[string]uint64{"counter": gen},
-			})
+			batch := &core.Batch{
+				Docs: []core.DocWrite{{Repo: repo, Doc: core.Doc{ID: "c", Data: json.RawMessage(`{"N":` + strconv.Itoa(n+1) + `}`),
+					Version: core.Stamp{At: baseTime, EventID: strconv.Itoa(n + 1)}}}},
+			}
+			if byDoc {
+				batch.ExpectDocs = []core.DocExpect{{Repo: repo, ID: "c", Exists: ok, Doc: d}}
+			} else {
+				batch.Expect = map[string]uint64{repo: gen}
+			}
+			err = s.Write(ctx, batch)
 			if !errors.Is(err, core.ErrStale) {
 				return err
 			}
@@ -235,12 +305,12 @@ func testSharedIncrements(t *testing.T, a, b core.Store) {
 	for err := range errs {
 		t.Fatalf("increment: %v", err)
 	}
-	d := mustDoc(t, a, "counter", "c")
+	d := mustDoc(t, a, repo, "c")
 	if want := `{"N":` + strconv.Itoa(2*perHandle) + `}`; !jsonEqual(d.Data, []byte(want)) {
 		t.Fatalf("counter = %s, want %s (an increment was lost)", d.Data, want)
 	}
-	if g := mustGeneration(t, b, "counter"); g != 2*perHandle {
-		t.Fatalf("Generation(counter) = %d, want %d", g, 2*perHandle)
+	if g := mustGeneration(t, b, repo); g != 2*perHandle {
+		t.Fatalf("Generation(%s) = %d, want %d", repo, g, 2*perHandle)
 	}
 }
 

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) core.Store) {
 		{"Close", testClose},
 		{"Generations", testGenerations},
 		{"StaleWritesNothing", testStaleWritesNothing},
+		{"DocPreconditions", testDocPreconditions},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

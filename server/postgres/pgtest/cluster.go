@@ -87,10 +87,21 @@ func start(ctx context.Context, dir string, fast bool) (*Cluster, error) {
 	if err := c.init(ctx); err != nil {
 		return nil, fmt.Errorf("pgtest: failed to create a cluster in %s: %w", dir, err)
 	}
-	// Another process may take the free port before the server binds it;
-	// then try another.
+	// A restarted cluster asks for its previous port first, so that DSNs
+	// handed out before stay valid. Another process may take the port
+	// before the server binds it; then try another.
+	prev := 0
+	if b, err := os.ReadFile(filepath.Join(dir, portFile)); err == nil {
+		prev, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
 	for attempt := 0; ; attempt++ {
-		err = c.start(ctx)
+		port := prev
+		if attempt > 0 || port == 0 {
+			if port, err = freePort(); err != nil {
+				return nil, fmt.Errorf("pgtest: failed to start PostgreSQL in %s: %w", dir, err)
+			}
+		}
+		err = c.start(ctx, port)
 		if err == nil {
 			return c, nil
 		}
@@ -143,11 +154,7 @@ var errPortTaken = errors.New("the port was taken by another process")
 
 // start runs the postmaster on a free port and waits until it accepts
 // connections.
-func (c *Cluster) start(ctx context.Context) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
+func (c *Cluster) start(ctx context.Context, port int) error {
 	c.port = port
 	socketDir := c.dir
 	// A unix socket path must fit in 107 bytes.
@@ -205,8 +212,15 @@ func (c *Cluster) start(ctx context.Context) error {
 		}
 		return fmt.Errorf("%w; server log:\n%s", err, tail)
 	}
+	if err := os.WriteFile(filepath.Join(c.dir, portFile), []byte(strconv.Itoa(port)+"\n"), 0o644); err != nil {
+		c.kill()
+		return fmt.Errorf("failed to record the port: %w", err)
+	}
 	return nil
 }
+
+// portFile, in a cluster's directory, holds the port it last ran on.
+const portFile = "pgtest.port"
 
 // waitReady polls postmaster.pid until the server reports it is ready.
 func (c *Cluster) waitReady(ctx context.Context) error {
@@ -315,7 +329,8 @@ func (c *Cluster) psql(ctx context.Context, sql string) ([]byte, error) {
 
 // Stop shuts the server down (a fast shutdown: sessions are ended, a
 // checkpoint written) and keeps its directory; Start on the same directory
-// starts it again. Later calls return the first call's result.
+// starts it again, on the same port when it is still free (so DSNs stay
+// valid). Later calls return the first call's result.
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
 		select {

@@ -69,6 +69,9 @@ func TestStartStopRestart(t *testing.T) {
 		t.Fatalf("Start() on the stopped cluster's directory failed: %v", err)
 	}
 	defer c2.Stop()
+	if c2.DSN("app") != c.DSN("app") {
+		t.Errorf("restarted cluster's DSN = %s, want the old %s", c2.DSN("app"), c.DSN("app"))
+	}
 	if got := psql(t, c2, "app", "SELECT v FROM kv WHERE k = 'a'"); got != "b" {
 		t.Fatalf("after restart kv[a] = %q, want b", got)
 	}

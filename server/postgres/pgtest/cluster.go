@@ -58,7 +58,8 @@ var fastSettings = []string{"fsync=off", "full_page_writes=off"}
 
 // Start starts a cluster in dir, creating it with initdb unless dir already
 // holds one (left by an earlier Start and Stop). The server listens on a
-// free 127.0.0.1 port with trust authentication for the user "postgres",
+// free 127.0.0.1 port (on a restart, the previous one if still free) with
+// trust authentication for the user "postgres",
 // and on a unix socket in dir when its path is short enough. As root, dir
 // is handed to the "postgres" OS user and the server runs as that user;
 // every directory above dir must then be searchable by others.

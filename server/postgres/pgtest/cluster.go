@@ -59,10 +59,10 @@ var fastSettings = []string{"fsync=off", "full_page_writes=off"}
 // Start starts a cluster in dir, creating it with initdb unless dir already
 // holds one (left by an earlier Start and Stop). The server listens on a
 // free 127.0.0.1 port (on a restart, the previous one if still free) with
-// trust authentication for the user "postgres",
-// and on a unix socket in dir when its path is short enough. As root, dir
-// is handed to the "postgres" OS user and the server runs as that user;
-// every directory above dir must then be searchable by others.
+// trust authentication for the user "postgres", and on a unix socket in
+// dir when its path is short enough. As root, dir is handed to the
+// "postgres" OS user and the server runs as that user; every directory
+// above dir must then be searchable by others.
 //
 // The server is a child process that gets SIGINT (a fast shutdown) when
 // the process that started it ends, so it never outlives a test binary

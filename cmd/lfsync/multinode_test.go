@@ -236,7 +236,10 @@ func TestDatabaseConnectionDropped(t *testing.T) {
 	waitConverged(t, "todos", ea, eb)
 	checkLog(t, dsn, "todos", ea, eb)
 
-	// Live fan-out resumed both ways, without reconnects.
+	// Live fan-out resumed both ways, without reconnects, and node a's
+	// watcher (its LISTEN connection, ended above) reports b's appends
+	// again.
+	advances := a.metric("lfsync_store_advances_total")
 	for _, pair := range [][2]*engine{{eb, ea}, {ea, eb}} {
 		from, to := pair[0], pair[1]
 		before := to.client.Metrics().Reconnects
@@ -254,6 +257,12 @@ func TestDatabaseConnectionDropped(t *testing.T) {
 			t.Fatalf("%s reconnected (%d → %d) while waiting: the document did not come by live fan-out", to.name, before, after)
 		}
 	}
+	waitFor(t, "node a's watcher to report node b's append", func() string {
+		if n := a.metric("lfsync_store_advances_total"); n <= advances {
+			return fmt.Sprintf("lfsync_store_advances_total %v, was %v", n, advances)
+		}
+		return ""
+	})
 	if h, err := a.health(); err != nil || h["status"] != "ok" {
 		t.Fatalf("node a after the drops: %v %v", h, err)
 	}

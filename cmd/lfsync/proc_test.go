@@ -289,6 +289,32 @@ func (p *proc) health() (map[string]any, error) {
 	return body, nil
 }
 
+// metric returns the value of an unlabelled counter or gauge of the node's
+// /metrics, or -1 when it cannot be read.
+func (p *proc) metric(name string) float64 {
+	p.mu.Lock()
+	addr := p.addr
+	p.mu.Unlock()
+	res, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return -1
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(l, name+" "); ok {
+			var v float64
+			if _, err := fmt.Sscan(rest, &v); err == nil {
+				return v
+			}
+		}
+	}
+	return -1
+}
+
 // balancer is a TCP load balancer: each new connection goes to the next
 // backend, round robin, skipping backends that refuse it. It pins nothing:
 // a reconnecting client may land on any node.

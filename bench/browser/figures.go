@@ -114,14 +114,15 @@ func (s *suite) localWrites(context.Context) error {
 	// Five rounds, each plain then offline then online, so that a change
 	// of the machine's load mid-way hits all three alike.
 	const rounds = 5
-	var plain, off, on []float64
+	var plain, pair, off, on []float64
 	for r := 0; r < rounds; r++ {
 		from, k := r*n/rounds, (r+1)*n/rounds-r*n/rounds
 		for _, v := range []struct {
 			expr string
 			dst  *[]float64
 		}{
-			{fmt.Sprintf("B.plainWrites(%d, %d)", from, k), &plain},
+			{fmt.Sprintf("B.plainWrites(%d, %d, false)", from, k), &plain},
+			{fmt.Sprintf("B.plainWrites(%d, %d, true)", from, k), &pair},
 			{fmt.Sprintf("B.lfsyncWrites('write-offline', false, %d, %d)", from, k), &off},
 			{fmt.Sprintf("B.lfsyncWrites('write-online', true, %d, %d)", from, k), &on},
 		} {
@@ -138,7 +139,7 @@ func (s *suite) localWrites(context.Context) error {
 		}
 	}
 	base := "plain IndexedDB, 1 put/tx"
-	shape := fmt.Sprintf("%d sequential upserts of a ~230-byte record, each awaited, in 5 rounds alternating with the baseline; lfsync commits the document and its outbox event in one IndexedDB transaction, the baseline puts the document alone (both default durability)", n)
+	shape := fmt.Sprintf("%d sequential upserts of a ~230-byte record, each awaited, in 5 rounds alternating with the baseline; lfsync commits the document and its outbox event in one IndexedDB transaction, the baseline puts the document alone (both default durability); plain JS putting document + outbox event in one transaction: p50 %s ms, p99 %s ms", n, report.Number(percentile(pair, 50)), report.Number(percentile(pair, 99)))
 	for _, v := range []struct {
 		name string
 		lat  []float64

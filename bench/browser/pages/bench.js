@@ -72,7 +72,10 @@ function plainDB(name) {
   if (plainDBs.has(name)) return Promise.resolve(plainDBs.get(name));
   return new Promise((resolve, reject) => {
     const req = indexedDB.open(PREFIX + "-plain-" + name, 1);
-    req.onupgradeneeded = () => req.result.createObjectStore("docs", { keyPath: "id" });
+    req.onupgradeneeded = () => {
+      req.result.createObjectStore("docs", { keyPath: "id" });
+      req.result.createObjectStore("outbox", { keyPath: "_event_id" });
+    };
     req.onsuccess = () => { plainDBs.set(name, req.result); resolve(req.result); };
     req.onerror = () => reject(req.error);
     req.onblocked = () => reject(new Error("open blocked"));
@@ -177,16 +180,21 @@ const B = {
     return count;
   },
 
-  /** Sequential plain IndexedDB writes, one put per transaction (ms). */
-  async plainWrites(from, n) {
-    const db = await plainDB("writes");
+  /**
+   * Sequential plain IndexedDB writes, one transaction each (ms): the
+   * document alone, or (withEvent) the document and an outbox event, the
+   * two records an lfsync write stores.
+   */
+  async plainWrites(from, n, withEvent) {
+    const db = await plainDB(withEvent ? "writes-event" : "writes");
     if (from === 0) for (let i = 0; i < 20; i++) await plainPut(db, [record(i, "warm")]);
     const lat = [];
     for (let i = from; i < from + n; i++) {
       const d = record(i);
       const t = performance.now();
-      const tx = db.transaction("docs", "readwrite");
+      const tx = db.transaction(withEvent ? ["docs", "outbox"] : "docs", "readwrite");
       tx.objectStore("docs").put(d);
+      if (withEvent) tx.objectStore("outbox").put(event(d));
       await done(tx);
       lat.push(performance.now() - t);
     }

@@ -26,6 +26,7 @@ type applier struct {
 	loaded   bool
 	order    []string // documents written, in order
 	written  map[string]bool
+	read     []DocExpect // each document written, as it was before this batch
 	batch    Batch
 	reports  []badEvent
 	newLocal bool // a local event was created (custom merges)
@@ -138,6 +139,9 @@ func (a *applier) apply(e protocol.Event) error {
 		return err
 	}
 	if changed {
+		if !a.written[e.DataID] {
+			a.read = append(a.read, DocExpect{Repo: a.repo, ID: e.DataID, Exists: exists, Doc: d})
+		}
 		next.ID = e.DataID
 		a.put(next)
 	}

@@ -200,6 +200,37 @@ func TestLocalRetryIgnoresOtherDocuments(t *testing.T) {
 	}
 }
 
+func TestRemoteRetryIgnoresOtherDocuments(t *testing.T) {
+	c, other, is := tabs(t, Options{})
+	ctx := context.Background()
+	n := 0
+	is.interleave(func() {
+		n++
+		if err := other.Repository("todos").Upsert(ctx, "y"+strconv.Itoa(n), json.RawMessage(`{"v":0}`)); err != nil {
+			t.Error(err)
+		}
+	})
+	rs := &repoSync{name: "todos", track: newCursorTrack(0), requesting: true}
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	for p := range 3 {
+		if _, err := c.applyRemote(ctx, rs, page("p"+strconv.Itoa(p)+"-", 20, int64(20*p+1), old), nil, nil); err != nil {
+			t.Fatalf("page %d: %v", p, err)
+		}
+	}
+	// Each page's first attempt, guarded by the generation, is refused; its
+	// retry checks only the documents it writes.
+	if s := c.Metrics().StaleWrites; s != 3 {
+		t.Fatalf("StaleWrites = %d, want 3", s)
+	}
+	docs, _ := c.Store().Docs(ctx, "todos")
+	if len(docs) != 60+n {
+		t.Fatalf("%d documents, want %d", len(docs), 60+n)
+	}
+	if cur, _ := c.Store().Cursor(ctx, "todos"); cur != 60 {
+		t.Fatalf("cursor %d, want 60", cur)
+	}
+}
+
 func TestInvalidateRecountsAndDropsGenerations(t *testing.T) {
 	c, other, _ := tabs(t, Options{})
 	ctx := context.Background()

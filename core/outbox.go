@@ -276,7 +276,7 @@ func (s *session) onAck(m protocol.Message) error {
 // recomputed when another client of the store overtook the read).
 func (c *Client) applyAck(s *session, byRepo map[string][]string, seqs map[string]int64) error {
 	for attempt := 1; ; attempt++ {
-		err := c.applyAckOnce(s, byRepo, seqs)
+		err := c.applyAckOnce(s, byRepo, seqs, attempt == 1)
 		if !errors.Is(err, ErrStale) {
 			return err
 		}
@@ -289,8 +289,9 @@ func (c *Client) applyAck(s *session, byRepo map[string][]string, seqs map[strin
 	}
 }
 
-// applyAckOnce is one attempt of applyAck, under applyMu.
-func (c *Client) applyAckOnce(s *session, byRepo map[string][]string, seqs map[string]int64) error {
+// applyAckOnce is one attempt of applyAck, under applyMu: guarded by the
+// generation the first time, by the documents written on retries.
+func (c *Client) applyAckOnce(s *session, byRepo map[string][]string, seqs map[string]int64, first bool) error {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
 	b := &Batch{}
@@ -317,11 +318,13 @@ func (c *Client) applyAckOnce(s *session, byRepo map[string][]string, seqs map[s
 			if a == nil {
 				// The documents read below must still be current when the
 				// batch is written.
-				gen, err := c.generationOf(s.ctx, repo)
-				if err != nil {
-					return err
+				if first {
+					gen, err := c.generationOf(s.ctx, repo)
+					if err != nil {
+						return err
+					}
+					c.expect(b, repo, gen)
 				}
-				c.expect(b, repo, gen)
 				a = newApplier(c, s.ctx, repo, s.isInflight)
 			}
 			ev, found, err := c.store.Outbox(s.ctx, id)
@@ -344,6 +347,9 @@ func (c *Client) applyAckOnce(s *session, byRepo map[string][]string, seqs map[s
 			}
 			b.Docs = append(b.Docs, ab.Docs...)
 			b.Statuses = append(b.Statuses, ab.Statuses...)
+			if !first {
+				b.ExpectDocs = append(b.ExpectDocs, a.read...)
+			}
 		}
 		// Cursors only move forward: the tracker is idempotent, so a
 		// recomputed attempt adds the same sequences again harmlessly.
@@ -403,7 +409,7 @@ func (c *Client) applyAckOnce(s *session, byRepo map[string][]string, seqs map[s
 // from a fresh read.
 func (c *Client) applyRemote(ctx context.Context, rs *repoSync, evs []protocol.Event, bad []badEvent, inflight func(string) bool) (int, error) {
 	for attempt := 1; ; attempt++ {
-		a, b, reports, cur, err := c.applyRemoteOnce(ctx, rs, evs, bad, inflight)
+		a, b, reports, cur, err := c.applyRemoteOnce(ctx, rs, evs, bad, inflight, attempt == 1)
 		if errors.Is(err, ErrStale) {
 			if attempt == staleAttempts {
 				return 0, staleErr("apply events of "+rs.name, err)
@@ -435,14 +441,20 @@ func (c *Client) applyRemote(ctx context.Context, rs *repoSync, evs []protocol.E
 	}
 }
 
-// applyRemoteOnce is one attempt of applyRemote, under applyMu. On ErrStale
-// nothing was written and the catch-up cache is dropped.
-func (c *Client) applyRemoteOnce(ctx context.Context, rs *repoSync, evs []protocol.Event, bad []badEvent, inflight func(string) bool) (*applier, *Batch, []badEvent, int64, error) {
+// applyRemoteOnce is one attempt of applyRemote, under applyMu. The first
+// attempt is guarded by the repository's generation (one check however many
+// documents); a retry by the documents it writes, as read, so that other
+// tabs writing other documents cannot keep refusing it. On ErrStale nothing
+// was written and the catch-up cache is dropped.
+func (c *Client) applyRemoteOnce(ctx context.Context, rs *repoSync, evs []protocol.Event, bad []badEvent, inflight func(string) bool, first bool) (*applier, *Batch, []badEvent, int64, error) {
 	c.applyMu.Lock()
 	defer c.applyMu.Unlock()
-	gen, err := c.generationOf(ctx, rs.name)
-	if err != nil {
-		return nil, nil, nil, 0, err
+	var gen uint64
+	if first {
+		var err error
+		if gen, err = c.generationOf(ctx, rs.name); err != nil {
+			return nil, nil, nil, 0, err
+		}
 	}
 	a := newApplier(c, ctx, rs.name, inflight)
 	seqs := make([]int64, 0, len(evs)+len(bad))
@@ -488,7 +500,11 @@ func (c *Client) applyRemoteOnce(ctx context.Context, rs *repoSync, evs []protoc
 	if b.Empty() {
 		return a, b, reports, cur, nil
 	}
-	c.expect(b, rs.name, gen)
+	if first {
+		c.expect(b, rs.name, gen)
+	} else {
+		b.ExpectDocs = a.read
+	}
 	if err := c.store.Write(ctx, b); err != nil {
 		// The cache holds this attempt's documents, which were not stored.
 		rs.cache = nil

@@ -60,8 +60,14 @@ func (s *suite) coldStart(context.Context) error {
 				return err
 			}
 			if s.o.Profile != "" && i == 0 && mode == "lfsync" {
-				t.profileDir = s.o.Profile
-				if err := t.startProfile(); err != nil {
+				// A same-origin page first, so the profiled navigation
+				// stays in this renderer (the wasm is still uncached).
+				_, err := load(t, "plain")
+				if err == nil {
+					t.profileDir = s.o.Profile
+					err = t.startProfile()
+				}
+				if err != nil {
 					t.close()
 					return err
 				}

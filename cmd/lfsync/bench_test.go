@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -286,6 +288,57 @@ func fileBytes(b *testing.B, path string) int64 {
 	return n
 }
 
+// cpuTicks returns the CPU time (user + system, in clock ticks of 1/100 s)
+// a process used, with its reaped children's when children is set; 0 if
+// unknown (Linux only).
+func cpuTicks(pid int, children bool) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command (in parentheses): state ppid ... utime(14)
+	// stime(15) cutime(16) cstime(17), numbered from 1 over the whole line.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	var t [4]int64
+	for i := range t {
+		fmt.Sscan(f[11+i], &t[i])
+	}
+	if children {
+		return t[0] + t[1] + t[2] + t[3]
+	}
+	return t[0] + t[1]
+}
+
+// clusterTicks returns the CPU time of a PostgreSQL cluster: the
+// postmaster with its reaped backends, plus its live backends.
+func clusterTicks(c *pgtest.Cluster) int64 {
+	b, err := os.ReadFile(filepath.Join(c.Dir(), "data", "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	var pm int
+	fmt.Sscan(string(b), &pm)
+	total := cpuTicks(pm, true)
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(st)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) > 1 && f[1] == strconv.Itoa(pm) {
+			total += cpuTicks(pid, false)
+		}
+	}
+	return total
+}
+
 // BenchmarkNodes measures ingest and fan-out through one SQLite node, one
 // PostgreSQL node and two PostgreSQL nodes on one database, and a node's
 // memory per idle connection.
@@ -311,9 +364,11 @@ func BenchmarkNodes(b *testing.B) {
 	b.Run("sqlite/1node", func(b *testing.B) {
 		db := filepath.Join(b.TempDir(), "bench.db")
 		a := startNode(b, "a", db, args...)
+		cpu := cpuTicks(a.pid(), false)
 		for range b.N {
 			b.ReportMetric(ingest(b, []string{a.url()}, pushers, repos, batch, total), "events/s")
 		}
+		b.ReportMetric(float64(cpuTicks(a.pid(), false)-cpu)*10/float64(b.N*total/1000), "node-cpu-ms/1k-events")
 		b.ReportMetric(float64(fileBytes(b, db))/float64(b.N*total), "disk-B/event")
 		lat := fanoutLatency(b, a.url(), a.url(), samples)
 		b.ReportMetric(pct(lat, .5), "fanout-p50-ms")
@@ -323,9 +378,12 @@ func BenchmarkNodes(b *testing.B) {
 	b.Run("postgres/1node", func(b *testing.B) {
 		dsn := newDB(b, fmt.Sprintf("one_%d", time.Now().UnixNano()))
 		a := startNode(b, "a", dsn, args...)
+		cpu, pgCPU := cpuTicks(a.pid(), false), clusterTicks(cluster)
 		for range b.N {
 			b.ReportMetric(ingest(b, []string{a.url()}, pushers, repos, batch, total), "events/s")
 		}
+		b.ReportMetric(float64(cpuTicks(a.pid(), false)-cpu)*10/float64(b.N*total/1000), "node-cpu-ms/1k-events")
+		b.ReportMetric(float64(clusterTicks(cluster)-pgCPU)*10/float64(b.N*total/1000), "pg-cpu-ms/1k-events")
 		b.ReportMetric(float64(pgBytes(b, dsn))/float64(b.N*total), "disk-B/event")
 		lat := fanoutLatency(b, a.url(), a.url(), samples)
 		b.ReportMetric(pct(lat, .5), "fanout-p50-ms")
@@ -339,9 +397,12 @@ func BenchmarkNodes(b *testing.B) {
 		dsn := newDB(b, fmt.Sprintf("two_%d", time.Now().UnixNano()))
 		a := startNode(b, "a", dsn, args...)
 		n2 := startNode(b, "b", dsn, args...)
+		cpu, pgCPU := cpuTicks(a.pid(), false)+cpuTicks(n2.pid(), false), clusterTicks(cluster)
 		for range b.N {
 			b.ReportMetric(ingest(b, []string{a.url(), n2.url()}, pushers, repos, batch, total), "events/s")
 		}
+		b.ReportMetric(float64(cpuTicks(a.pid(), false)+cpuTicks(n2.pid(), false)-cpu)*10/float64(b.N*total/1000), "node-cpu-ms/1k-events")
+		b.ReportMetric(float64(clusterTicks(cluster)-pgCPU)*10/float64(b.N*total/1000), "pg-cpu-ms/1k-events")
 		lat := fanoutLatency(b, a.url(), n2.url(), samples)
 		b.ReportMetric(pct(lat, .5), "crossnode-fanout-p50-ms")
 		b.ReportMetric(pct(lat, .99), "crossnode-fanout-p99-ms")

@@ -243,6 +243,16 @@ func (p *proc) logged(s string) bool {
 	return false
 }
 
+// pid returns the process id of the running process, 0 if none.
+func (p *proc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // rssKB returns the process's resident memory in KiB (Linux), 0 if unknown.
 func (p *proc) rssKB() int64 {
 	p.mu.Lock()

@@ -79,6 +79,27 @@ func BenchmarkWriteGuarded(b *testing.B) {
 	}
 }
 
+// BenchmarkWriteExpectDoc is BenchmarkWrite guarded by the document as
+// read (here: absent), as a follower tab writes.
+func BenchmarkWriteExpectDoc(b *testing.B) {
+	s := open(b, dbName(b.Name()))
+	ctx := context.Background()
+	batches := make([]core.Batch, b.N)
+	for i := range batches {
+		d := benchDoc(i)
+		e := event("ev-" + strconv.Itoa(i))
+		e.Event.Data = benchData
+		batches[i] = core.Batch{Docs: []core.DocWrite{d}, Events: []core.OutboxEvent{e},
+			ExpectDocs: []core.DocExpect{{Repo: "todos", ID: d.Doc.ID}}}
+	}
+	b.ResetTimer()
+	for i := range batches {
+		if err := s.Write(ctx, &batches[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkWrite1000Docs writes 1,000 documents in one batch.
 func BenchmarkWrite1000Docs(b *testing.B) {
 	s := open(b, dbName(b.Name()))

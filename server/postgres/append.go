@@ -401,6 +401,25 @@ func (s *Store) try(key repoKey, group []*request) (results []result, last int64
 // is new when xid stored it (its row's xmin) and this is its first
 // occurrence in the group.
 func (s *Store) committed(ctx context.Context, key repoKey, ids []string, xid int64) ([]int64, []bool, error) {
+	for {
+		seqs, news, err := s.readBack(ctx, key, ids, xid)
+		if err == nil || !transient(err) || errors.Is(err, errNotStored) || ctx.Err() != nil {
+			return seqs, news, err
+		}
+		s.dropped(err) // the server may be restarting; ask again
+		select {
+		case <-ctx.Done():
+			return nil, nil, err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// errNotStored says that an event of a committed group is not stored.
+var errNotStored = errors.New("not stored")
+
+// readBack is one attempt of committed.
+func (s *Store) readBack(ctx context.Context, key repoKey, ids []string, xid int64) ([]int64, []bool, error) {
 	rows, err := s.pool.Query(ctx, `SELECT e.id, e.seq, e.xmin::text::bigint = ($4::bigint % 4294967296)
 		FROM lfsync_repos r JOIN lfsync_events e ON e.repo_id = r.id
 		WHERE r.ns = $1 AND r.name = $2 AND e.id = ANY ($3)`, key.ns, key.name, ids, xid)
@@ -424,7 +443,7 @@ func (s *Store) committed(ctx context.Context, key repoKey, ids []string, xid in
 	for i, id := range ids {
 		r, ok := found[id]
 		if !ok {
-			return nil, nil, fmt.Errorf("event %s is not stored", id)
+			return nil, nil, fmt.Errorf("event %s: %w", id, errNotStored)
 		}
 		seqs[i] = r.seq
 		news[i] = r.mine
@@ -470,7 +489,7 @@ func (s *Store) outcome(ctx context.Context, xid int64) (bool, error) {
 		case err != nil && ctx.Err() != nil:
 			return false, fmt.Errorf("failed to read the status of transaction %d: %w", xid, err)
 		case err != nil:
-			// The server may be restarting; ask again.
+			s.dropped(err) // the server may be restarting; ask again
 		case status == nil:
 			return false, fmt.Errorf("the server no longer knows transaction %d", xid)
 		case *status == "committed":

@@ -18,12 +18,14 @@
 //
 // Durability: an Append returns once its transaction is committed with the
 // server's synchronous_commit setting (on by default: the WAL is flushed).
-// A failure before COMMIT was sent stores nothing; when a connection dies
-// before the transaction started, Append retries on another connection.
-// When the connection dies during COMMIT the outcome is unknown to the
-// client; Append then asks the server (txid_status) whether the
-// transaction committed, and reports success or failure accordingly, never
-// both. Once Append has returned, nothing of its batch is written later.
+// A failure before COMMIT was sent stores nothing and is retried on another
+// connection when the connection was dropped. When the connection dies
+// while COMMIT may be under way, Append asks the server (txid_status)
+// whether the transaction committed and answers accordingly; only when the
+// server cannot be asked within a minute does it return an error saying
+// the outcome is unknown, and pushing the events again is then safe (ids
+// are deduplicated). Once Append has returned, nothing of its batch is
+// written later.
 //
 // Fan-out across nodes (server.Watcher): after each commit the node sends
 // pg_notify('lfsync', ...) with the repository and its new last sequence.

@@ -113,18 +113,18 @@ func TestAppendSurvivesTerminatedConnections(t *testing.T) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(30 * time.Millisecond):
+			case <-time.After(50 * time.Millisecond):
 			}
 			killed.Add(int64(terminate(t, conn, "%")))
 		}
 	}()
-	for p := range 6 {
+	for p := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s := nodes[p%2]
 			r := rand.New(rand.NewPCG(uint64(p), 11))
-			for range 40 {
+			for range 25 {
 				batch := make([]protocol.Event, 1+r.IntN(4))
 				for i := range batch {
 					batch[i] = event(t, label("doc-%d", r.IntN(10)))

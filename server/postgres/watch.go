@@ -49,7 +49,9 @@ func (s *Store) Watch(ctx context.Context) (<-chan server.Advance, error) {
 	}
 	// What exists now is not news. When this read fails, the first poll
 	// that succeeds reports every repository instead.
-	_ = w.poll(ctx, false)
+	bctx, bcancel := context.WithTimeout(ctx, 5*time.Second)
+	_ = w.poll(bctx, false)
+	bcancel()
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {

@@ -51,7 +51,7 @@ type sizes struct {
 
 func (o Options) sizes() sizes {
 	if o.Smoke {
-		return sizes{writes: 100, bulk: 1000, bulkAll: 200, prop: 100, catchup: 1000, cold: 2, queryDocs: 1000, queryRuns: 2}
+		return sizes{writes: 50, bulk: 500, bulkAll: 100, prop: 50, catchup: 500, cold: 1, queryDocs: 500, queryRuns: 1}
 	}
 	return sizes{writes: 500, bulk: 10000, bulkAll: 2000, prop: 500, catchup: 10000, cold: 5, queryDocs: 10000, queryRuns: 5}
 }

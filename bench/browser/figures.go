@@ -267,7 +267,10 @@ func (s *suite) propagation(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	const warm = 20
+	warm := 20
+	if s.o.Smoke {
+		warm = 5
+	}
 	n := s.n.prop
 	sent := make([]float64, warm+n)
 	for i := range sent {

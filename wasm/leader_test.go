@@ -5,7 +5,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"runtime"
 	"strconv"
+	"strings"
 	"syscall/js"
 	"testing"
 	"time"
@@ -261,4 +263,38 @@ func TestWithoutWebLocksEveryClientLeads(t *testing.T) {
 	}, a, b)
 	mustResolve(t, a.Call("repository", "todos").Call("upsert", "x", `{"id":"x"}`))
 	eventually(t, "B to count A's write", func() bool { return statusOf(t, b).Pending == 1 }, a, b)
+}
+
+// Closing clients leaves nothing behind: no lock held or queued, and no
+// goroutine of theirs.
+func TestCloseLeavesNoLockOrGoroutine(t *testing.T) {
+	name := sharedName(t)
+	before := clientGoroutines()
+	var clients []js.Value
+	for i := 0; i < 3; i++ {
+		clients = append(clients, mustResolve(t, ns().Call("createClient", `{"database":"`+name+`"`+deadServer+`}`)))
+	}
+	eventually(t, "a leader among the clients", func() bool { return leaders(t, clients...) == 1 }, clients...)
+	for _, c := range clients {
+		mustResolve(t, c.Call("close"))
+	}
+	query := func() string {
+		q := mustResolve(t, js.Global().Get("navigator").Get("locks").Call("query"))
+		return js.Global().Get("JSON").Call("stringify", q).String()
+	}
+	eventually(t, "no leader lock held or queued", func() bool { return !strings.Contains(query(), leaderLockPrefix+name) })
+	eventually(t, "the clients' goroutines to end", func() bool { return clientGoroutines() <= before })
+}
+
+// clientGoroutines counts the goroutines running lfsync code other than
+// tests (the runtime's own, such as its JS event handler, come and go).
+func clientGoroutines() int {
+	buf := make([]byte, 1<<20)
+	n := 0
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "github.com/lfsync/lfsync/") && !strings.Contains(g, "_test.go") {
+			n++
+		}
+	}
+	return n
 }

@@ -118,7 +118,10 @@ func newEngine(t testing.TB, name, url string, repos ...string) *engine {
 		Repositories: repos,
 		// Quick reconnects keep the failover tests short; jitter stays on.
 		Reconnect:      core.Backoff{Initial: 10 * time.Millisecond, Max: 250 * time.Millisecond, Multiplier: 2},
-		Heartbeat:      core.Heartbeat{Interval: time.Second, Timeout: 3 * time.Second},
+		// A lenient heartbeat: a killed node's sockets close at once, and a
+		// loaded machine must not make a healthy socket look dead (the
+		// live fan-out checks count reconnects).
+		Heartbeat:      core.Heartbeat{Interval: 2 * time.Second, Timeout: 10 * time.Second},
 		ConnectTimeout: 5 * time.Second,
 		Logf:           e.log.logf,
 	})

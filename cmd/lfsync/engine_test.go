@@ -117,7 +117,7 @@ func newEngine(t testing.TB, name, url string, repos ...string) *engine {
 		ClientID:     name,
 		Repositories: repos,
 		// Quick reconnects keep the failover tests short; jitter stays on.
-		Reconnect:      core.Backoff{Initial: 10 * time.Millisecond, Max: 250 * time.Millisecond, Multiplier: 2},
+		Reconnect: core.Backoff{Initial: 10 * time.Millisecond, Max: 250 * time.Millisecond, Multiplier: 2},
 		// A lenient heartbeat: a killed node's sockets close at once, and a
 		// loaded machine must not make a healthy socket look dead (the
 		// live fan-out checks count reconnects).

@@ -1,8 +1,8 @@
 // Package serve runs the whole lfsync server program: configuration from
 // flags and environment, the store (a SQLite file, or PostgreSQL shared by
-// several nodes), the sync server, the optional
-// static demo files, TLS and graceful shutdown. cmd/lfsync is a thin wrapper;
-// tests start a Main in-process on port 0.
+// several nodes), the sync server, the optional static demo files, TLS and
+// graceful shutdown. cmd/lfsync is a thin wrapper; tests start a Main
+// in-process on port 0.
 package serve
 
 import (

@@ -306,16 +306,24 @@ const B = {
   },
   async catchupRun(n, lastId) {
     const c = clients.get("catchup");
-    const t = performance.now();
+    // Phases for the note: when each state was first reported, when
+    // waitSynced resolved.
+    const states = {};
+    let t = performance.now();
+    const off = c.onStatus((st) => { if (!(st.state in states)) states[st.state] = Math.round(performance.now() - t); });
+    t = performance.now();
     await c.start();
-    let doc = null;
+    let doc = null, synced = 0;
     for (let tries = 0; ; tries++) {
       await c.waitSynced({ timeout: 120000 });
+      if (!synced) synced = performance.now() - t;
       doc = await B.catchRepo.get(lastId);
       if (doc || tries > 2000) break;
       await new Promise((r) => setTimeout(r, 5));
     }
     const ms = performance.now() - t;
+    off();
+    B.catchDetail = { states, synced, total: ms };
     const count = (await B.catchRepo.getAll()).length;
     await closeClient("catchup");
     if (!doc || count !== n) throw new Error(`lfsync catch-up: ${count} documents (last ${doc ? "found" : "missing"}), want ${n}`);

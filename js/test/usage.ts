@@ -86,7 +86,7 @@ export async function usage(): Promise<void> {
   off();
   const s: Status = client.status();
   const m: Metrics = client.metrics();
-  console.log(s.state, m.reconnects, m.queueSize, m.avgReconnectMs, m.lastConnected?.getTime());
+  console.log(s.state, s.leader, s.tabs, m.reconnects, m.queueSize, m.staleWrites, m.avgReconnectMs, m.lastConnected?.getTime());
   client.updateAuthToken("t2");
   client.updateHeaders({ "x-tenant": "other" });
   client.updateCredentials({ token: "t3", headers: { a: "b" } });

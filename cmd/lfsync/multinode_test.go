@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/lfsync/lfsync/core/protocol"
 	"github.com/lfsync/lfsync/server/postgres/pgtest"
 )
 
@@ -266,4 +269,92 @@ func TestDatabaseConnectionDropped(t *testing.T) {
 	if h, err := a.health(); err != nil || h["status"] != "ok" {
 		t.Fatalf("node a after the drops: %v %v", h, err)
 	}
+}
+
+// TestCrossNodeFanOutInOrder: a subscriber on node b receives every event
+// pushed concurrently through node a live, in sequence order, each exactly
+// once, although b's LISTEN connection is terminated twice meanwhile (the
+// notifications sent while it is down are lost).
+func TestCrossNodeFanOutInOrder(t *testing.T) {
+	t.Parallel()
+	prebuild()
+	dsn := pgtest.NewDB(t)
+	a := startNode(t, "a", dsn)
+	b := startNode(t, "b", dsn)
+
+	sub := dialWS(t, b.url())
+	sub.send(t, map[string]any{"type": "request_events", "repository": "feed", "afterSequence": 0, "limit": 10})
+	for sub.read(t).Type != protocol.TypeSyncComplete {
+	}
+
+	const pushers, batches, batch = 3, 20, 5
+	var wg sync.WaitGroup
+	var ended atomic.Int64 // watcher connections terminated
+	for i := range pushers {
+		c := dialWS(t, a.url())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range batches {
+				evs := make([]map[string]any, batch)
+				for k := range evs {
+					evs[k] = newEvent(fmt.Sprintf("p%d-%d-%d", i, j, k))
+				}
+				c.push(t, "feed", evs)
+				if j == batches/3 || j == 2*batches/3 {
+					if i == 0 {
+						ended.Add(int64(terminateWatcher(t, dsn, "b")))
+					}
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+
+	const total = pushers * batches * batch
+	seen := make(map[string]bool, total)
+	var next int64 = 1
+	for next <= total {
+		m := sub.read(t)
+		if t.Failed() {
+			break
+		}
+		if m.Type != protocol.TypeEvents {
+			t.Fatalf("subscriber got %s %s", m.Type, m.Text)
+		}
+		for _, e := range m.Events {
+			if e.ServerSequence != next {
+				t.Fatalf("subscriber got sequence %d, want %d (gap or duplicate)", e.ServerSequence, next)
+			}
+			if seen[e.ID] {
+				t.Fatalf("subscriber got event %s twice", e.ID)
+			}
+			seen[e.ID] = true
+			next++
+		}
+	}
+	wg.Wait()
+	if ended.Load() == 0 {
+		t.Fatal("node b's watcher connection was never terminated: the test lost no notification")
+	}
+}
+
+// terminateWatcher ends node's LISTEN connection and returns how many
+// connections it ended.
+func terminateWatcher(t testing.TB, dsn, node string) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Errorf("failed to connect to the database: %v", err)
+		return 0
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT pid FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name = $1 OFFSET 0) w
+		WHERE pg_terminate_backend(w.pid)`, "lfsync/"+node+" watcher").Scan(&n); err != nil {
+		t.Errorf("failed to terminate the watcher of node %s: %v", node, err)
+	}
+	return n
 }

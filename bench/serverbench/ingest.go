@@ -38,7 +38,7 @@ type ingestResult struct {
 // waiting for the ack before the next, for warm and then for the measured
 // window.
 func ingestLoad(ctx context.Context, n *node, pushers, batch int, token, repo string, warm, window time.Duration) (ingestResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, warm+window+2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, warm+window+2*settleLimit+time.Minute)
 	defer cancel()
 	conns, err := dialMany(ctx, n.url, token, pushers, 50)
 	if err != nil {
@@ -76,9 +76,9 @@ func ingestLoad(ctx context.Context, n *node, pushers, batch int, token, repo st
 			}
 		}()
 	}
-	time.Sleep(warm)
+	settle(warm, acked.Load, 0, int64(pushers), stop.Load)
 	a0, t0, s0, c0 := acked.Load(), time.Now(), n.stats(), cpuTime()
-	time.Sleep(window)
+	settle(window, acked.Load, a0, minWindowCount(pushers*batch), stop.Load)
 	a1, t1, s1, c1 := acked.Load(), time.Now(), n.stats(), cpuTime()
 	stop.Store(true)
 	wg.Wait()
@@ -151,9 +151,9 @@ func plainEchoRate(ctx context.Context, conns, batch int, warm, window time.Dura
 			}
 		}()
 	}
-	time.Sleep(warm)
+	settle(warm, trips.Load, 0, int64(conns), stop.Load)
 	n0, t0 := trips.Load(), time.Now()
-	time.Sleep(window)
+	settle(window, trips.Load, n0, minWindowCount(conns*batch), stop.Load)
 	n1, t1 := trips.Load(), time.Now()
 	stop.Store(true)
 	closeAll(clients)
@@ -163,6 +163,24 @@ func plainEchoRate(ctx context.Context, conns, batch int, warm, window time.Dura
 	}
 	return float64(n1-n0) / t1.Sub(t0).Seconds(), nil
 }
+
+// settleLimit bounds how far settle extends a warm-up or a window.
+const settleLimit = time.Minute
+
+// settle waits for d, then on until count has grown by at least min since
+// from (a slow machine or the race detector may need longer for a figure
+// to hold anything), stop reports a failure, or settleLimit has passed.
+func settle(d time.Duration, count func() int64, from, min int64, stop func() bool) {
+	start := time.Now()
+	time.Sleep(d)
+	for count()-from < min && !stop() && time.Since(start) < settleLimit {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// minWindowCount is the least a measured window must hold: twice the work
+// in flight at once, so that a window is never just one commit.
+func minWindowCount(inFlight int) int64 { return int64(2 * inFlight) }
 
 // dialMany opens count authenticated connections, at most par at a time.
 func dialMany(ctx context.Context, url, token string, count, par int) ([]*websocket.Conn, error) {
@@ -308,9 +326,9 @@ func (r *runner) ingestStoreOnly(ctx context.Context, appenders int) error {
 			}
 		}()
 	}
-	time.Sleep(r.sz.ingestWarm)
+	settle(r.sz.ingestWarm, done.Load, 0, int64(appenders), stop.Load)
 	d0, t0, s0 := done.Load(), time.Now(), st.Stats()
-	time.Sleep(r.sz.ingestWindow)
+	settle(r.sz.ingestWindow, done.Load, d0, minWindowCount(appenders), stop.Load)
 	d1, t1, s1 := done.Load(), time.Now(), st.Stats()
 	stop.Store(true)
 	wg.Wait()

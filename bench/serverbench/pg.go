@@ -135,9 +135,9 @@ func plainPostgresInsert(ctx context.Context, dsn string, conns int, warm, windo
 			}
 		}()
 	}
-	time.Sleep(warm)
+	settle(warm, rows.Load, 0, int64(conns), stop.Load)
 	r0, t0 := rows.Load(), time.Now()
-	time.Sleep(window)
+	settle(window, rows.Load, r0, minWindowCount(conns), stop.Load)
 	r1, t1 := rows.Load(), time.Now()
 	stop.Store(true)
 	wg.Wait()

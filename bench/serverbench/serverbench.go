@@ -43,8 +43,8 @@ type sizes struct {
 func sizesFor(smoke bool) sizes {
 	if smoke {
 		return sizes{
-			pushers: []int{1, 10, 100}, ingestWarm: 100 * time.Millisecond, ingestWindow: 400 * time.Millisecond,
-			fanClients: 100, fanRounds: 5, idleConns: 200,
+			pushers: []int{1, 10, 100}, ingestWarm: 50 * time.Millisecond, ingestWindow: 250 * time.Millisecond,
+			fanClients: 100, fanRounds: 3, idleConns: 200,
 			catchEvents: 2000, catchDocs: 400, catchRepeat: 1,
 		}
 	}

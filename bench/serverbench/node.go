@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lfsync/lfsync/server"
+	"github.com/lfsync/lfsync/server/postgres"
 	"github.com/lfsync/lfsync/server/sqlite"
 )
 
@@ -24,7 +25,6 @@ const (
 // node is one lfsync server on a 127.0.0.1 listener.
 type node struct {
 	store server.Store
-	sq    *sqlite.Store // the store when it is SQLite
 	srv   *server.Server
 	hs    *http.Server
 	url   string // ws://.../sync
@@ -54,7 +54,6 @@ func startNode(store server.Store, logf func(string, ...any), edit func(*server.
 		return nil, fmt.Errorf("failed to listen: %w", err)
 	}
 	n := &node{store: store, srv: srv, url: "ws://" + ln.Addr().String() + "/sync", done: make(chan struct{})}
-	n.sq, _ = store.(*sqlite.Store)
 	n.hs = &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		defer close(n.done)
@@ -92,10 +91,23 @@ func (w logWriter) Write(p []byte) (int, error) {
 
 var _ io.Writer = logWriter{}
 
-// stats returns the SQLite writer's counters, zero for other stores.
-func (n *node) stats() sqlite.Stats {
-	if n.sq == nil {
-		return sqlite.Stats{}
+// storeStats are the group-commit counters of a store; Busy and Sync are
+// SQLite's only.
+type storeStats struct {
+	Commits, Events int64
+	Busy, Sync      time.Duration
+}
+
+// stats returns the store's group-commit counters, zero for a store that
+// keeps none.
+func (n *node) stats() storeStats {
+	switch st := n.store.(type) {
+	case *sqlite.Store:
+		s := st.Stats()
+		return storeStats{Commits: s.Commits, Events: s.Events, Busy: s.Busy, Sync: s.Sync}
+	case *postgres.Store:
+		s := st.Stats()
+		return storeStats{Commits: s.Commits, Events: s.Events}
 	}
-	return n.sq.Stats()
+	return storeStats{}
 }

@@ -73,6 +73,9 @@ func (r *runner) ingestPostgresOnce(ctx context.Context, pushers int) error {
 		return fmt.Errorf("baseline: %w", err)
 	}
 	note := "each pusher: push_event of 1 event, waits for its ack; write-only token; clients in-process over loopback WebSockets; PostgreSQL on the same machine with " + r.pgSettings
+	if res.perCommit > 0 {
+		note += fmt.Sprintf("; %.1f events per group commit", res.perCommit)
+	}
 	if v, ok := r.sqliteIngest[pushers]; ok {
 		note += fmt.Sprintf("; SQLite in this run: %.0f events/s", v)
 	}

@@ -63,7 +63,12 @@ const (
 		SELECT * FROM unnest($3::text[], $4::text[], $5::smallint[], $6::bigint[], $7::bytea[], $8::bytea[])
 			WITH ORDINALITY AS t (id, data_id, op, ms, data, meta, ord)
 	), stored AS (
-		SELECT e.id, e.seq FROM lfsync_events e JOIN r ON e.repo_id = r.id WHERE e.id = ANY ($3)
+		-- A subquery per distinct input id: one probe of the (repo_id, id)
+		-- index each, whatever the planner believes of the log's size.
+		SELECT id, seq FROM (
+			SELECT q.id, (SELECT e.seq FROM lfsync_events e WHERE e.repo_id = (SELECT id FROM r) AND e.id = q.id) AS seq
+			FROM (SELECT DISTINCT id FROM input) q
+		) x WHERE seq IS NOT NULL
 	), firsts AS (
 		SELECT DISTINCT ON (i.id) i.* FROM input i
 		WHERE NOT EXISTS (SELECT 1 FROM stored s WHERE s.id = i.id)
@@ -420,9 +425,10 @@ var errNotStored = errors.New("not stored")
 
 // readBack is one attempt of committed.
 func (s *Store) readBack(ctx context.Context, key repoKey, ids []string, xid int64) ([]int64, []bool, error) {
-	rows, err := s.pool.Query(ctx, `SELECT e.id, e.seq, e.xmin::text::bigint = ($4::bigint % 4294967296)
-		FROM lfsync_repos r JOIN lfsync_events e ON e.repo_id = r.id
-		WHERE r.ns = $1 AND r.name = $2 AND e.id = ANY ($3)`, key.ns, key.name, ids, xid)
+	rows, err := s.pool.Query(ctx, `SELECT q.id, e.seq, e.xmin::text::bigint = ($4::bigint % 4294967296)
+		FROM lfsync_repos r, (SELECT DISTINCT unnest($3::text[]) AS id) q,
+			LATERAL (SELECT seq, xmin FROM lfsync_events WHERE repo_id = r.id AND id = q.id OFFSET 0) e
+		WHERE r.ns = $1 AND r.name = $2`, key.ns, key.name, ids, xid)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,10 +27,13 @@ const (
 		JOIN lfsync_events e ON e.repo_id = d.repo_id AND e.seq = d.seq
 		WHERE r.ns = $1 AND r.name = $2 AND d.created_at_ms > $3
 		ORDER BY d.created_at_ms, d.seq LIMIT $4`
+	// rangeSQL bounds the sequences from above too ($4 = $3 + limit + 1;
+	// sequences are dense), so that no plan reads more than a page, even
+	// one the planner chose from stale statistics.
 	rangeSQL = `SELECT ` + eventCols + ` FROM lfsync_repos r
 		JOIN lfsync_events e ON e.repo_id = r.id
-		WHERE r.ns = $1 AND r.name = $2 AND e.seq > $3
-		ORDER BY e.seq LIMIT $4`
+		WHERE r.ns = $1 AND r.name = $2 AND e.seq > $3 AND e.seq <= $4
+		ORDER BY e.seq LIMIT $5`
 	byIDSQL = `SELECT ` + eventCols + ` FROM lfsync_repos r
 		JOIN lfsync_events e ON e.repo_id = r.id
 		WHERE r.ns = $1 AND r.name = $2 AND e.id = $3`
@@ -176,7 +180,14 @@ func (s *Store) Range(ctx context.Context, ns, repo string, after int64, limit i
 	if err := s.checkRead(ns, repo, limit, true); err != nil {
 		return nil, false, fmt.Errorf("postgres: failed to read events of %s/%s: %w", ns, repo, err)
 	}
-	events, err := s.query(ctx, rangeSQL, limit, ns, repo, after)
+	// No event has a sequence below 1, and the page of limit+1 events
+	// after a cursor is exactly the next limit+1 sequences.
+	after = max(after, 0)
+	upper := after + int64(limit) + 1
+	if upper < after {
+		upper = math.MaxInt64
+	}
+	events, err := s.query(ctx, rangeSQL, limit, ns, repo, after, upper)
 	if err != nil {
 		return nil, false, fmt.Errorf("postgres: failed to read events of %s/%s: %w", ns, repo, err)
 	}

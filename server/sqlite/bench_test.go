@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func benchAppend(b *testing.B, pushers, batch int) {
 	)
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for range pushers {
 		wg.Add(1)
 		go func() {
@@ -64,12 +65,13 @@ func benchAppend(b *testing.B, pushers, batch int) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
 	if err, _ := failed.Load().(error); err != nil {
 		b.Fatalf("Append failed: %v", err)
 	}
 	b.ReportMetric(float64(b.N*batch)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N*batch), "µs-cpu/event")
 	if st := s.Stats(); st.Commits > 0 {
 		b.ReportMetric(float64(st.Events)/float64(st.Commits), "events/commit")
 	}
@@ -122,4 +124,13 @@ func BenchmarkRead(b *testing.B) {
 			b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// cpuTime returns the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -16,8 +16,9 @@ import (
 )
 
 // conn is one WebSocket connection: a read loop that handles frames in
-// order, a writer draining two queues (replies, which the read loop waits
-// for, and fan-out, which is bounded and never waits), and a heartbeat.
+// order, and a writer draining two queues (replies, which the read loop
+// waits for, and fan-out, which is bounded and never waits) that also keeps
+// the heartbeat.
 type conn struct {
 	s      *Server
 	ws     *websocket.Conn
@@ -83,7 +84,6 @@ func (s *Server) newConn(ws *websocket.Conn, remote string) *conn {
 func (c *conn) serve() {
 	c.log.Debug("connection opened")
 	go c.writeLoop()
-	go c.heartbeat()
 	defer c.cleanup()
 	for {
 		_, data, err := c.ws.Read(c.ctx)
@@ -139,13 +139,49 @@ func (c *conn) handleFrame(data []byte) {
 	c.handle(m)
 }
 
-// writeLoop sends queued frames until the connection ends.
+// writeLoop sends queued frames until the connection ends, and keeps the
+// heartbeat: it closes a connection that does not authenticate within
+// AuthTimeout, then pings every PingInterval (counted from the last pong)
+// and closes a connection that does not answer within PongTimeout. One
+// goroutine for both keeps an idle connection small.
 func (c *conn) writeLoop() {
+	t := time.NewTimer(c.s.cfg.AuthTimeout)
+	defer t.Stop()
+	authed := c.authed // nil once authenticated
+	var pingSent int64 // monotonic() when the unanswered ping went out; 0: none
 	for {
 		var f []byte
 		select {
 		case <-c.ctx.Done():
 			return
+		case <-authed:
+			authed = nil
+			t.Reset(c.s.cfg.PingInterval)
+			continue
+		case <-c.pongs:
+			if pingSent != 0 && c.lastPong.Load() >= pingSent {
+				pingSent = 0
+				t.Reset(c.s.cfg.PingInterval)
+			}
+			continue
+		case <-t.C:
+			switch {
+			case authed != nil:
+				c.closeWith(websocket.StatusPolicyViolation, "authentication timeout")
+				continue
+			case pingSent != 0 && c.lastPong.Load() >= pingSent:
+				// The pong came; its signal is still queued.
+				pingSent = 0
+				t.Reset(c.s.cfg.PingInterval)
+				continue
+			case pingSent != 0:
+				c.log.Info("closing connection: pong timeout")
+				c.closeWith(websocket.StatusPolicyViolation, "pong timeout")
+				continue
+			}
+			pingSent = monotonic()
+			t.Reset(c.s.cfg.PongTimeout)
+			f = pingFrame
 		case f = <-c.replies:
 			if f == nil { // closeAfterReplies' marker
 				c.mu.Lock()
@@ -168,50 +204,6 @@ func (c *conn) writeLoop() {
 			return
 		}
 		c.s.metrics.framesOut.Add(1)
-	}
-}
-
-// heartbeat closes connections that do not authenticate in time, then pings
-// every PingInterval and closes connections that do not answer within
-// PongTimeout.
-func (c *conn) heartbeat() {
-	t := time.NewTimer(c.s.cfg.AuthTimeout)
-	defer t.Stop()
-	select {
-	case <-c.ctx.Done():
-		return
-	case <-t.C:
-		c.closeWith(websocket.StatusPolicyViolation, "authentication timeout")
-		return
-	case <-c.authed:
-	}
-	for {
-		t.Reset(c.s.cfg.PingInterval)
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-		}
-		sent := monotonic()
-		c.reply(pingFrame)
-		t.Reset(c.s.cfg.PongTimeout)
-		for c.lastPong.Load() < sent {
-			select {
-			case <-c.ctx.Done():
-				return
-			case <-c.pongs:
-			case <-t.C:
-				c.log.Info("closing connection: pong timeout")
-				c.closeWith(websocket.StatusPolicyViolation, "pong timeout")
-				return
-			}
-		}
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
-			}
-		}
 	}
 }
 

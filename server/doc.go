@@ -6,7 +6,8 @@
 // The pieces, one file each:
 //   - server.go: New, ServeHTTP, Shutdown, Connections, CloseConnections.
 //   - conn.go: one WebSocket: a read loop that handles frames in order, a
-//     writer draining a reply queue and a bounded fan-out queue, a heartbeat.
+//     writer draining a reply queue and a bounded fan-out queue that also
+//     keeps the heartbeat.
 //   - messages.go: what each client frame does.
 //   - hub.go: per-repository broadcasters that fan committed events out in
 //     sequence order, reading the log from the last sequence sent, so

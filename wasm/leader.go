@@ -16,14 +16,17 @@ import (
 )
 
 // Timing of the election. A leader beats every beatInterval and on every
-// status change; a follower that hears no leader for its steal timeout
+// status change; a follower that hears no leader for its silence timeout
 // (silenceMin plus up to silenceJitter, drawn once per tab so followers do
-// not steal all at once) takes the lock by force: the leader is frozen or
-// hung. Followers beat every other interval, so every tab can count the
-// others; a tab unheard for peerTTL is gone.
+// not steal all at once) asks the leader for a beat, and takes the lock by
+// force when none comes within a beatInterval: the leader is frozen or
+// hung. (A background leader whose timers the browser throttles still
+// answers the message at once, so it keeps the lead.) Followers beat every
+// other interval, so every tab can count the others; a tab unheard for
+// peerTTL is gone.
 const (
 	beatInterval  = 500 * time.Millisecond
-	silenceMin    = 2000 * time.Millisecond
+	silenceMin    = 1500 * time.Millisecond
 	silenceJitter = 1000 * time.Millisecond
 	peerTTL       = 3 * time.Second
 	// leaderSyncCap bounds how long a leader waits on behalf of a
@@ -67,6 +70,7 @@ type leadership struct {
 	leaderEpoch  uint64
 	leaderStatus *statusDTO
 	heard        time.Time // the leader's last beat (or when we began to wait)
+	probed       time.Time // when we last asked a silent leader for a beat
 	peers        map[string]time.Time
 	own          core.SyncStatus
 	ticks        int
@@ -411,15 +415,23 @@ func (l *leadership) tick() {
 		}
 	}
 	if l.want && !l.solo && !l.leader && now.Sub(l.heard) > l.stealAfter {
-		// A holder that does not beat is frozen or hung: take over. The
-		// queued request is withdrawn first, or it would be granted later
-		// on top of the stolen lock.
-		if r := l.req; r != nil {
-			l.req = nil
-			r.unlock()
+		switch {
+		case l.probed.Before(l.heard):
+			// Ask first: a leader whose timers are throttled answers a
+			// message at once; a frozen or hung one cannot.
+			l.probed = now
+			l.tabs.send(tabMessage{Type: msgHello})
+		case now.Sub(l.probed) >= beatInterval:
+			// No answer: take over. The queued request is withdrawn
+			// first, or it would be granted later on top of the stolen
+			// lock.
+			if r := l.req; r != nil {
+				l.req = nil
+				r.unlock()
+			}
+			l.heard = now
+			l.requestLocked(true)
 		}
-		l.heard = now
-		l.requestLocked(true)
 	}
 	l.publishLocked()
 }

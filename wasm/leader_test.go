@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall/js"
 	"testing"
 	"time"
@@ -297,4 +298,49 @@ func clientGoroutines() int {
 		}
 	}
 	return n
+}
+
+// A leader that beats only when asked (a background tab whose timers the
+// browser throttles) keeps the lead; once it stops answering (frozen or
+// hung), the client takes over.
+func TestThrottledLeaderKeepsTheLead(t *testing.T) {
+	name := sharedName(t)
+	// The test holds the lock, as the throttled leader's tab.
+	never := js.FuncOf(func(js.Value, []js.Value) any { return nil })
+	defer never.Release()
+	granted := make(chan struct{})
+	onGrant := js.FuncOf(func(js.Value, []js.Value) any { close(granted); return js.Global().Get("Promise").New(never) })
+	defer onGrant.Release()
+	ignore := js.FuncOf(func(js.Value, []js.Value) any { return nil })
+	defer ignore.Release()
+	js.Global().Get("navigator").Get("locks").Call("request", leaderLockPrefix+name, onGrant).Call("catch", ignore)
+	<-granted
+
+	// It answers every hello with a leader beat, and never beats by itself.
+	var answering atomic.Bool
+	answering.Store(true)
+	ch := js.Global().Get("BroadcastChannel").New(channelName(name))
+	defer ch.Call("close")
+	beat, _ := json.Marshal(tabMessage{V: tabProtocol, Type: msgBeat, Tab: "throttled", Epoch: 1, Leader: true, Status: &statusDTO{State: "connected"}})
+	onMessage := js.FuncOf(func(_ js.Value, args []js.Value) any {
+		var m tabMessage
+		if json.Unmarshal([]byte(args[0].Get("data").String()), &m) == nil && m.Type == msgHello && answering.Load() {
+			ch.Call("postMessage", string(beat))
+		}
+		return nil
+	})
+	defer onMessage.Release()
+	ch.Set("onmessage", onMessage)
+
+	a := openShared(t, name, `,"autoStart":true`)
+	eventually(t, "A to show the throttled leader's state", func() bool { return statusOf(t, a).State == "connected" }, a)
+	deadline := time.Now().Add(2 * (silenceMin + silenceJitter + beatInterval))
+	for time.Now().Before(deadline) {
+		if s := statusOf(t, a); s.Leader || s.State != "connected" {
+			t.Fatalf("status %+v while the throttled leader answers, want a follower showing its state", s)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	answering.Store(false)
+	eventually(t, "A to take over from the silent leader", func() bool { return statusOf(t, a).Leader }, a)
 }

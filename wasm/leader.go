@@ -52,10 +52,10 @@ type leadership struct {
 	lockName   string
 	stealAfter time.Duration
 	hasURL     bool // the engine has a server to connect to
-	dialing    bool // elected, the engine has not reported since
 
 	mu       sync.Mutex
-	solo     bool // no Web Locks: always lead while wanted
+	dialing  bool // elected, the engine has not reported since
+	solo     bool // no Web Locks or channel: always lead while wanted
 	want     bool // start() called, stop() not since
 	hidden   bool // the page is in the back/forward cache or frozen
 	closed   bool

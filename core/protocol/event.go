@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 )
 
 // Operation is the kind of change an event records.
@@ -57,13 +56,13 @@ func ParseOperation(raw json.RawMessage) (Operation, error) {
 		}
 		return 0, errors.New("unknown operation " + strconv.Quote(s))
 	}
-	var n int
-	if err := json.Unmarshal(raw, &n); err != nil {
+	n, ok := parseInt(raw)
+	if !ok {
 		return 0, errors.New("operation is not an integer")
 	}
 	op := Operation(n)
 	if !op.Valid() {
-		return 0, errors.New("unknown operation " + strconv.Itoa(n))
+		return 0, errors.New("unknown operation " + strconv.FormatInt(n, 10))
 	}
 	return op, nil
 }
@@ -96,8 +95,11 @@ func ParseTime(raw json.RawMessage) (time.Time, error) {
 		}
 		return inRange(t.UTC())
 	}
-	var ms float64
-	if err := json.Unmarshal(raw, &ms); err != nil {
+	if end, err := skipNumber(raw, 0); err != nil || end != len(raw) {
+		return time.Time{}, errors.New("timestamp is not a string or epoch milliseconds")
+	}
+	ms, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil {
 		return time.Time{}, errors.New("timestamp is not a string or epoch milliseconds")
 	}
 	if ms < minMillis || ms > maxMillis {
@@ -150,28 +152,53 @@ func (e Event) MarshalJSON() ([]byte, error) {
 	return appendEvent(make([]byte, 0, 160+len(e.Data)+len(e.Meta)), e), nil
 }
 
-// eventKeys are the keys an event may carry: the coded form and the
-// README's aliases. Decoding into a struct is several times cheaper than
-// into a map; encoding/json matches keys case-insensitively, which accepts a
-// few more spellings and rejects none.
+// eventKeys are the members an event may carry: the coded form and the
+// README's aliases, as raw JSON values.
 type eventKeys struct {
-	ID             json.RawMessage `json:"_event_id"`
-	EventID        json.RawMessage `json:"eventId"`
-	PlainID        json.RawMessage `json:"id"`
-	Operation      json.RawMessage `json:"_operation"`
-	PlainOperation json.RawMessage `json:"operation"`
-	CreatedAt      json.RawMessage `json:"_created_at"`
-	PlainCreatedAt json.RawMessage `json:"createdAt"`
-	DataID         json.RawMessage `json:"_data_id"`
-	PlainDataID    json.RawMessage `json:"dataId"`
-	Data           json.RawMessage `json:"_data"`
-	PlainData      json.RawMessage `json:"data"`
-	Meta           json.RawMessage `json:"_meta"`
-	ServerSequence json.RawMessage `json:"serverSequence"`
+	ID, EventID, PlainID             []byte
+	Operation, PlainOperation        []byte
+	CreatedAt, PlainCreatedAt        []byte
+	DataID, PlainDataID              []byte
+	Data, PlainData, Meta, ServerSeq []byte
+}
+
+// set records one member; unknown keys are ignored.
+func (k *eventKeys) set(key, v []byte) {
+	if len(key) < 2 {
+		return
+	}
+	switch string(key[1 : len(key)-1]) {
+	case "_event_id":
+		k.ID = v
+	case "eventId":
+		k.EventID = v
+	case "id":
+		k.PlainID = v
+	case "_operation":
+		k.Operation = v
+	case "operation":
+		k.PlainOperation = v
+	case "_created_at":
+		k.CreatedAt = v
+	case "createdAt":
+		k.PlainCreatedAt = v
+	case "_data_id":
+		k.DataID = v
+	case "dataId":
+		k.PlainDataID = v
+	case "_data":
+		k.Data = v
+	case "data":
+		k.PlainData = v
+	case "_meta":
+		k.Meta = v
+	case "serverSequence":
+		k.ServerSeq = v
+	}
 }
 
 // pick returns the first of raws that is present and not null.
-func pick(raws ...json.RawMessage) json.RawMessage {
+func pick(raws ...[]byte) []byte {
 	for _, v := range raws {
 		if v != nil && string(v) != "null" {
 			return v
@@ -183,12 +210,8 @@ func pick(raws ...json.RawMessage) json.RawMessage {
 // UnmarshalJSON reads the coded form or the README's aliases and validates
 // the result.
 func (e *Event) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 || b[0] != '{' {
-		return errors.New("event is not a JSON object")
-	}
 	var k eventKeys
-	if err := json.Unmarshal(b, &k); err != nil {
+	if _, err := scanObject(b, k.set); err != nil {
 		return errors.New("event is not a JSON object")
 	}
 	var out Event
@@ -210,18 +233,23 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		if raw[0] != '{' {
 			return errors.New("event data is not a JSON object")
 		}
-		out.Data = raw
+		// A copy: the frame's buffer may be reused by its reader.
+		out.Data = append(json.RawMessage(nil), raw...)
 	}
 	if raw := pick(k.DataID, k.PlainDataID); raw != nil {
 		if out.DataID, err = idString(raw); err != nil {
 			return errors.New("event data id " + err.Error())
 		}
 	} else if out.Data != nil {
-		var d struct {
-			ID json.RawMessage `json:"id"`
-		}
-		if json.Unmarshal(out.Data, &d) == nil && d.ID != nil && string(d.ID) != "null" {
-			if out.DataID, err = idString(d.ID); err != nil {
+		var id []byte
+		// Data was checked with the event.
+		_, _ = scanObject(out.Data, func(key, v []byte) {
+			if keyIs(key, "id") {
+				id = v
+			}
+		})
+		if id != nil && string(id) != "null" {
+			if out.DataID, err = idString(id); err != nil {
 				return errors.New("event data.id " + err.Error())
 			}
 		}
@@ -230,12 +258,14 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		if raw[0] != '{' {
 			return errors.New("event _meta is not a JSON object")
 		}
-		out.Meta = raw
+		out.Meta = append(json.RawMessage(nil), raw...)
 	}
-	if raw := pick(k.ServerSequence); raw != nil {
-		if err := json.Unmarshal(raw, &out.ServerSequence); err != nil {
+	if raw := pick(k.ServerSeq); raw != nil {
+		n, ok := parseInt(raw)
+		if !ok {
 			return errors.New("serverSequence is not an integer")
 		}
+		out.ServerSequence = n
 	}
 	if err := out.Validate(); err != nil {
 		return err
@@ -244,22 +274,37 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// unquote reads a JSON string. Strings without escapes, the common case for
-// ids and timestamps, are taken as they are; others go through
-// encoding/json.
-func unquote(raw json.RawMessage) (string, bool) {
-	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
-		inner := raw[1 : n-1]
-		plain := true
-		for _, c := range inner {
-			if c == '\\' || c == '"' || c < 0x20 || c >= utf8.RuneSelf {
-				plain = false
-				break
-			}
+// parseInt reads a JSON integer written without fraction or exponent.
+func parseInt(raw []byte) (int64, bool) {
+	digits := raw
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 {
+		return 0, false
+	}
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return 0, false
 		}
-		if plain {
-			return string(inner), true
-		}
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	return n, err == nil
+}
+
+// unquote reads a JSON string. Strings without escapes or non-ASCII bytes,
+// the common case for ids and timestamps, are taken as they are; others go
+// through encoding/json.
+func unquote(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	end, slow, err := skipString(raw, 0)
+	if err != nil || end != len(raw) {
+		return "", false
+	}
+	if !slow {
+		return string(raw[1 : end-1]), true
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {

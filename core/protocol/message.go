@@ -1,7 +1,6 @@
 package protocol
 
 import (
-	"bytes"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -120,40 +119,64 @@ func (m Message) MarshalJSON() ([]byte, error) { return appendMessage(nil, m) }
 // Encode renders a frame.
 func Encode(m Message) ([]byte, error) { return appendMessage(make([]byte, 0, 256), m) }
 
-// frameKeys are the keys of every frame but auth's headers. Decoding into a
-// struct is several times cheaper than into a map; encoding/json matches keys
-// case-insensitively, which accepts a few more spellings and rejects none.
+// frameKeys are the members of every frame but auth's headers, as raw JSON
+// values.
 type frameKeys struct {
-	Type          json.RawMessage `json:"type"`
-	Repository    json.RawMessage `json:"repository"`
-	Event         json.RawMessage `json:"event"`
-	Events        json.RawMessage `json:"events"`
-	AfterSequence json.RawMessage `json:"afterSequence"`
-	Since         json.RawMessage `json:"since"`
-	Limit         json.RawMessage `json:"limit"`
-	Reduce        json.RawMessage `json:"reduce"`
-	Count         json.RawMessage `json:"count"`
-	EventIDs      json.RawMessage `json:"eventIds"`
-	Repositories  json.RawMessage `json:"repositories"`
-	Sequences     json.RawMessage `json:"sequences"`
-	HasMore       json.RawMessage `json:"hasMore"`
-	LastSequence  json.RawMessage `json:"lastSequence"`
-	Message       json.RawMessage `json:"message"`
-	Code          json.RawMessage `json:"code"`
-	EventID       json.RawMessage `json:"eventId"`
+	Type, Repository, Event, Events               json.RawMessage
+	AfterSequence, Since, Limit, Reduce, Count    json.RawMessage
+	EventIDs, Repositories, Sequences             json.RawMessage
+	HasMore, LastSequence, Message, Code, EventID json.RawMessage
+}
+
+// set records one member; unknown keys are ignored.
+func (k *frameKeys) set(key, v []byte) {
+	if len(key) < 2 {
+		return
+	}
+	switch string(key[1 : len(key)-1]) {
+	case "type":
+		k.Type = v
+	case "repository":
+		k.Repository = v
+	case "event":
+		k.Event = v
+	case "events":
+		k.Events = v
+	case "afterSequence":
+		k.AfterSequence = v
+	case "since":
+		k.Since = v
+	case "limit":
+		k.Limit = v
+	case "reduce":
+		k.Reduce = v
+	case "count":
+		k.Count = v
+	case "eventIds":
+		k.EventIDs = v
+	case "repositories":
+		k.Repositories = v
+	case "sequences":
+		k.Sequences = v
+	case "hasMore":
+		k.HasMore = v
+	case "lastSequence":
+		k.LastSequence = v
+	case "message":
+		k.Message = v
+	case "code":
+		k.Code = v
+	case "eventId":
+		k.EventID = v
+	}
 }
 
 // Decode parses a frame. Any failure is an *Error with CodeInvalid naming the
 // field at fault; an unknown type is an error too.
 func Decode(b []byte) (Message, error) {
 	var k frameKeys
-	if t := bytes.TrimSpace(b); len(t) == 0 || t[0] != '{' {
-		return Message{}, Errorf(CodeInvalid, "frame is not a JSON object")
-	}
-	if err := json.Unmarshal(b, &k); err != nil {
-		dec := json.NewDecoder(bytes.NewReader(b))
-		var v json.RawMessage
-		if dec.Decode(&v) == nil && dec.More() {
+	if trailing, err := scanObject(b, k.set); err != nil {
+		if trailing {
 			return Message{}, Errorf(CodeInvalid, "frame has data after the JSON object")
 		}
 		return Message{}, Errorf(CodeInvalid, "frame is not a JSON object")
@@ -251,6 +274,13 @@ func int64Field(key string, raw json.RawMessage, dst *int64) error {
 	if !ok {
 		return nil
 	}
+	if i, ok := parseInt(v); ok {
+		if i < 0 {
+			return Errorf(CodeInvalid, key+" is negative")
+		}
+		*dst = i
+		return nil
+	}
 	var n json.Number
 	if err := json.Unmarshal(v, &n); err != nil {
 		return Errorf(CodeInvalid, key+" is not a number")
@@ -299,14 +329,14 @@ func events(key string, raw json.RawMessage, dst *[]Event) error {
 	if !ok {
 		return Errorf(CodeInvalid, key+" is missing")
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(v, &raws); err != nil {
+	if v[0] != '[' {
 		return Errorf(CodeInvalid, key+" is not an array")
 	}
+	var raws [][]byte
+	// The frame was checked as a whole.
+	_, _ = skipArray(v, 0, 0, func(elem []byte) { raws = append(raws, elem) })
 	out := make([]Event, len(raws))
 	for i, r := range raws {
-		// The frame was checked as a whole; UnmarshalJSON checks each
-		// event's shape without a second validation pass.
 		if err := out[i].UnmarshalJSON(r); err != nil {
 			return Errorf(CodeInvalid, "invalid event at index "+strconv.Itoa(i)+": "+err.Error())
 		}

@@ -30,6 +30,10 @@ type applier struct {
 	batch    Batch
 	reports  []badEvent
 	newLocal bool // a local event was created (custom merges)
+	// byGen: the batch is guarded by generation gen, so documents are
+	// taken from the document cache when it holds them for gen.
+	byGen bool
+	gen   uint64
 }
 
 func newApplier(c *Client, ctx context.Context, repo string, inflight func(string) bool) *applier {
@@ -44,11 +48,21 @@ func newApplier(c *Client, ctx context.Context, repo string, inflight func(strin
 }
 
 // preload reads every document of the repository at once (cheaper than one
-// read per event for large batches).
+// read per event for large batches), from the document cache when it holds
+// them for the generation guarding the batch.
 func (a *applier) preload() error {
-	docs, err := a.c.store.Docs(a.ctx, a.repo)
-	if err != nil {
-		return wrapErr("read repository "+a.repo, err)
+	docs, ok := []Doc(nil), false
+	if a.byGen {
+		docs, ok = a.c.cache.all(a.repo, a.gen)
+	}
+	if !ok {
+		var err error
+		if docs, err = a.c.store.Docs(a.ctx, a.repo); err != nil {
+			return wrapErr("read repository "+a.repo, err)
+		}
+		if a.byGen {
+			a.c.cache.fill(a.repo, a.gen, docs)
+		}
 	}
 	for _, d := range docs {
 		a.docs[d.ID] = d
@@ -57,12 +71,27 @@ func (a *applier) preload() error {
 	return nil
 }
 
+// guarded tells the applier its batch is guarded by generation gen, read
+// before any document it reads.
+func (a *applier) guarded(gen uint64) {
+	a.byGen, a.gen = true, gen
+}
+
 func (a *applier) doc(id string) (Doc, bool, error) {
 	if d, ok := a.docs[id]; ok {
 		return d, true, nil
 	}
 	if a.loaded || a.known[id] {
 		return Doc{}, false, nil
+	}
+	if a.byGen {
+		if d, ok, known := a.c.cache.get(a.repo, a.gen, id); known {
+			a.known[id] = true
+			if ok {
+				a.docs[id] = d
+			}
+			return d, ok, nil
+		}
 	}
 	d, ok, err := a.c.store.Doc(a.ctx, a.repo, id)
 	if err != nil {

@@ -54,6 +54,13 @@ type Client struct {
 	// repository as this client last wrote or read it; absent when unknown
 	// (never read, or another writer may have moved it). Guarded by applyMu.
 	gens map[string]uint64
+	// contended counts, per repository, the local writes still to be
+	// guarded by documents rather than a freshly read generation after a
+	// write of it was refused as stale (guard.go). Guarded by applyMu.
+	contended map[string]int
+	// cache holds documents per repository for one store generation
+	// (doccache.go); it has its own lock.
+	cache *docCache
 
 	// applyMu serialises read-modify-writes of documents: local writes,
 	// remote applies and acks.
@@ -86,6 +93,8 @@ func NewClient(store Store, opts Options) (*Client, error) {
 		headers:     opts.Headers,
 		repos:       make(map[string]*Repository),
 		gens:        make(map[string]uint64),
+		cache:       newDocCache(),
+		contended:   make(map[string]int),
 		changed:     make(chan struct{}),
 		status:      newStatusFeed(),
 		pushWake:    make(chan struct{}, 1),
@@ -372,6 +381,7 @@ func (c *Client) Invalidate(repo string) {
 	} else {
 		delete(c.gens, repo)
 	}
+	c.cache.drop(repo)
 	c.applyMu.Unlock()
 	c.watch.recount(context.Background())
 	if repo == "" {

@@ -326,6 +326,9 @@ func (c *Client) applyAckOnce(s *session, byRepo map[string][]string, seqs map[s
 					c.expect(b, repo, gen)
 				}
 				a = newApplier(c, s.ctx, repo, s.isInflight)
+				if first {
+					a.guarded(b.Expect[repo])
+				}
 			}
 			ev, found, err := c.store.Outbox(s.ctx, id)
 			if err != nil {
@@ -457,6 +460,9 @@ func (c *Client) applyRemoteOnce(ctx context.Context, rs *repoSync, evs []protoc
 		}
 	}
 	a := newApplier(c, ctx, rs.name, inflight)
+	if first {
+		a.guarded(gen)
+	}
 	seqs := make([]int64, 0, len(evs)+len(bad))
 	reports := append([]badEvent(nil), bad...)
 	for _, b := range bad {

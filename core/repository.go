@@ -65,9 +65,9 @@ func (r *Repository) GetAll(ctx context.Context) ([]json.RawMessage, error) {
 	if err := r.check(); err != nil {
 		return nil, err
 	}
-	docs, err := r.c.store.Docs(ctx, r.name)
+	docs, err := r.c.readDocs(ctx, r.name)
 	if err != nil {
-		return nil, wrapErr("read repository "+r.name, err)
+		return nil, err
 	}
 	out := make([]json.RawMessage, 0, len(docs))
 	for _, d := range docs {
@@ -86,9 +86,9 @@ func (r *Repository) Query(ctx context.Context, q Query) ([]json.RawMessage, err
 	if err := q.Validate(); err != nil {
 		return nil, asInvalid(err)
 	}
-	docs, err := r.c.store.Docs(ctx, r.name)
+	docs, err := r.c.readDocs(ctx, r.name)
 	if err != nil {
-		return nil, wrapErr("read repository "+r.name, err)
+		return nil, err
 	}
 	out, err := q.Run(docs)
 	if err != nil {
@@ -203,24 +203,24 @@ func (r *Repository) write(ctx context.Context, puts []Put, del bool, opts []Wri
 	return nil
 }
 
-// localWrite computes and writes one attempt of a local change. It is
-// guarded by the repository's generation when that costs no read (cached) or
-// saves many (a bulk write reads the whole repository anyway), and by the
-// documents it read otherwise, and always on a retry: another tab writing
-// other documents of the repository then cannot keep refusing it. On
-// failure the batch is returned too (for ErrStale handling). The caller
-// holds applyMu.
+// localWrite computes and writes one attempt of a local change. The first
+// attempt is guarded by the repository's generation: the one this client's
+// last write or read left (cached, no read), else the store's, read once;
+// the previous documents then come from the document cache when it holds
+// them for that generation, so the write needs no read at all. A retry is
+// guarded by the documents it read instead: another tab writing other
+// documents of the repository then cannot keep refusing it. On failure the
+// batch is returned too (for ErrStale handling). The caller holds applyMu.
 func (c *Client) localWrite(ctx context.Context, repo string, puts []Put, objs []object, del bool, cfg writeConfig, first bool) (*Batch, error) {
-	gen, byGen := c.gens[repo]
-	byGen = byGen && first
-	if first && !byGen && len(puts) > bulkPuts {
+	var gen uint64
+	byGen := first
+	if first {
 		var err error
-		if gen, err = c.generationOf(ctx, repo); err != nil {
+		if gen, byGen, err = c.writeGeneration(ctx, repo, len(puts) > bulkPuts); err != nil {
 			return &Batch{}, err
 		}
-		byGen = true
 	}
-	b, read, err := c.localBatch(ctx, repo, puts, objs, del, cfg)
+	b, read, err := c.localBatch(ctx, repo, gen, byGen, puts, objs, del, cfg)
 	if err != nil {
 		return &Batch{}, err
 	}
@@ -241,13 +241,49 @@ func (c *Client) localWrite(ctx context.Context, repo string, puts []Put, objs [
 	return b, nil
 }
 
+// writeGeneration returns the generation a local write of repo is guarded
+// by, if any: the newest this client knows (its last write's, or the
+// document cache's, read from the store), else the store's, read now
+// unless writes of repo were lately refused as stale (then ok is false and
+// the write is guarded by its documents; a bulk write reads the generation
+// anyway, as it reads the whole repository). A repository never written
+// (generation 0) is cached as empty. The caller holds applyMu.
+func (c *Client) writeGeneration(ctx context.Context, repo string, bulk bool) (gen uint64, ok bool, err error) {
+	g, known := c.gens[repo]
+	if cg, ok := c.cache.generation(repo); ok && (!known || cg > g) {
+		g, known = cg, true
+		c.gens[repo] = g
+	}
+	if known {
+		return g, true, nil
+	}
+	if n := c.contended[repo]; n > 0 && !bulk {
+		if n == 1 {
+			delete(c.contended, repo)
+		} else {
+			c.contended[repo] = n - 1
+		}
+		return 0, false, nil
+	}
+	if g, err = c.generationOf(ctx, repo); err != nil {
+		return 0, false, err
+	}
+	if g == 0 {
+		c.cache.empty(repo)
+	}
+	return g, true, nil
+}
+
 // bulkPuts is the number of puts above which a local write reads the
 // whole repository once instead of each document.
 const bulkPuts = 32
 
 // localBatch builds the store batch of a local change, and returns the
-// documents it was computed from, as read. The caller holds applyMu.
-func (c *Client) localBatch(ctx context.Context, repo string, puts []Put, objs []object, del bool, cfg writeConfig) (*Batch, []DocExpect, error) {
+// documents it was computed from, as read. When byGen, documents read now
+// are at least as new as generation gen: they are taken from the document
+// cache when it holds them for gen, and a whole repository read is cached
+// for gen. The caller holds applyMu.
+func (c *Client) localBatch(ctx context.Context, repo string, gen uint64, byGen bool, puts []Put, objs []object, del bool, cfg writeConfig) (*Batch, []DocExpect, error) {
 	b := &Batch{Docs: make([]DocWrite, 0, len(puts))}
 	latest := make(map[string]int, len(puts)) // id -> index in b.Docs
 	read := make([]DocExpect, 0, len(puts))
@@ -255,9 +291,18 @@ func (c *Client) localBatch(ctx context.Context, repo string, puts []Put, objs [
 	// Many puts: one read of the repository instead of one per document.
 	var current map[string]Doc
 	if len(puts) > bulkPuts {
-		docs, err := c.store.Docs(ctx, repo)
-		if err != nil {
-			return nil, nil, wrapErr("read repository "+repo, err)
+		docs, ok := []Doc(nil), false
+		if byGen {
+			docs, ok = c.cache.all(repo, gen)
+		}
+		if !ok {
+			var err error
+			if docs, err = c.store.Docs(ctx, repo); err != nil {
+				return nil, nil, wrapErr("read repository "+repo, err)
+			}
+			if byGen {
+				c.cache.fill(repo, gen, docs)
+			}
 		}
 		current = make(map[string]Doc, len(docs))
 		for _, d := range docs {
@@ -270,9 +315,19 @@ func (c *Client) localBatch(ctx context.Context, repo string, puts []Put, objs [
 		if j, seen := latest[p.ID]; seen {
 			d, ok = b.Docs[j].Doc, true
 		} else {
+			known := false
 			if current != nil {
 				d, ok = current[p.ID]
-			} else {
+				known = true
+			} else if byGen {
+				d, ok, known = c.cache.get(repo, gen, p.ID)
+			}
+			if known && byGen && del && (!ok || d.Deleted) {
+				// Refused without a write, which would be checked: the
+				// store decides whether another tab made it meanwhile.
+				known = false
+			}
+			if !known {
 				var err error
 				d, ok, err = c.store.Doc(ctx, repo, p.ID)
 				if err != nil {

@@ -212,7 +212,7 @@ func (h *watchHub) evaluate(ctx context.Context, repo string) {
 	if len(ws) == 0 {
 		return
 	}
-	docs, err := h.c.store.Docs(ctx, repo)
+	docs, err := h.c.readDocs(ctx, repo)
 	if err != nil {
 		if ctx.Err() == nil {
 			h.c.reportError("failed to read repository " + repo + " for a watcher: " + err.Error())

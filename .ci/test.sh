@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: lint, native (-race, the real server in-process), the
 # IndexedDB store in headless Chromium (GOOS=js), the TypeScript type check,
-# and the end-to-end browser tests. Installs what is missing first.
+# the end-to-end browser tests, and `make bench` in its smoke mode so the
+# instrument cannot rot. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,5 +37,8 @@ elif [ "${CI:-}" = "true" ]; then
 else
 	echo "skipped: TypeScript is missing"
 fi
+
+step "benchmark instrument, smoke mode (small sizes, writes nothing; make bench is the real run)"
+go run ./bench -smoke -md= -json=
 
 step "all tests passed"

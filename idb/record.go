@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lfsync/lfsync/core"
 	"github.com/lfsync/lfsync/core/protocol"
@@ -25,7 +24,7 @@ import (
 // decoding is json.Unmarshal into core.Doc.
 func appendDoc(b []byte, d *core.Doc) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, d.ID)
+	b = protocol.AppendString(b, d.ID)
 	if len(d.Data) > 0 {
 		b = append(b, `,"data":`...)
 		b = append(b, d.Data...)
@@ -43,7 +42,7 @@ func appendDoc(b []byte, d *core.Doc) []byte {
 				b = append(b, ',')
 			}
 			first = false
-			b = appendString(b, k)
+			b = protocol.AppendString(b, k)
 			b = append(b, ':')
 			b = appendStamp(b, st)
 		}
@@ -60,7 +59,7 @@ func appendStamp(b []byte, s core.Stamp) []byte {
 	b = append(b, `{"at":`...)
 	b = appendTime(b, s.At)
 	b = append(b, `,"eventId":`...)
-	b = appendString(b, s.EventID)
+	b = protocol.AppendString(b, s.EventID)
 	return append(b, '}')
 }
 
@@ -85,13 +84,13 @@ type eventRecord struct {
 // appendEvent appends e as the JSON of an eventRecord.
 func appendEvent(b []byte, e *protocol.Event) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, e.ID)
+	b = protocol.AppendString(b, e.ID)
 	b = append(b, `,"op":`...)
 	b = strconv.AppendInt(b, int64(e.Operation), 10)
 	b = append(b, `,"at":`...)
 	b = appendTime(b, e.CreatedAt)
 	b = append(b, `,"dataId":`...)
-	b = appendString(b, e.DataID)
+	b = protocol.AppendString(b, e.DataID)
 	if len(e.Data) > 0 {
 		b = append(b, `,"data":`...)
 		b = append(b, e.Data...)
@@ -141,57 +140,4 @@ func (r *outboxRecord) outboxEvent() (core.OutboxEvent, error) {
 func validTime(t time.Time) bool {
 	y := t.Year()
 	return y >= 0 && y <= 9999
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString appends s as a JSON string the way encoding/json does:
-// invalid UTF-8 becomes U+FFFD; control characters, U+2028 and U+2029 are
-// escaped.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -22,18 +22,18 @@ func appendMessage(b []byte, m Message) ([]byte, error) {
 		return marshalAuth(m)
 	}
 	b = append(b, `{"type":`...)
-	b = appendString(b, m.Type)
+	b = AppendString(b, m.Type)
 	switch m.Type {
 	case TypePushEvent:
 		b = appendKey(b, "repository")
-		b = appendString(b, m.Repository)
+		b = AppendString(b, m.Repository)
 		if len(m.Events) > 0 {
 			b = appendKey(b, "event")
 			b = appendEvent(b, m.Events[0])
 		}
 	case TypePushEventsBatch, TypeEvents:
 		b = appendKey(b, "repository")
-		b = appendString(b, m.Repository)
+		b = AppendString(b, m.Repository)
 		b = appendKey(b, "events")
 		b = append(b, '[')
 		for i, e := range m.Events {
@@ -45,10 +45,10 @@ func appendMessage(b []byte, m Message) ([]byte, error) {
 		b = append(b, ']')
 	case TypeRequestEvents:
 		b = appendKey(b, "repository")
-		b = appendString(b, m.Repository)
+		b = AppendString(b, m.Repository)
 		if !m.Since.IsZero() {
 			b = appendKey(b, "since")
-			b = appendString(b, FormatTime(m.Since))
+			b = AppendString(b, FormatTime(m.Since))
 		} else {
 			b = appendKey(b, "afterSequence")
 			b = strconv.AppendInt(b, m.AfterSequence, 10)
@@ -63,11 +63,11 @@ func appendMessage(b []byte, m Message) ([]byte, error) {
 	case TypeRequestAllEvents:
 		if m.Repository != "" {
 			b = appendKey(b, "repository")
-			b = appendString(b, m.Repository)
+			b = AppendString(b, m.Repository)
 		}
 	case TypeEventsReceived:
 		b = appendKey(b, "repository")
-		b = appendString(b, m.Repository)
+		b = AppendString(b, m.Repository)
 		b = appendKey(b, "count")
 		b = strconv.AppendInt(b, int64(m.Count), 10)
 	case TypeAck:
@@ -79,7 +79,7 @@ func appendMessage(b []byte, m Message) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, repo)
+			b = AppendString(b, repo)
 			b = append(b, ':')
 			b = appendStrings(b, m.Repositories[repo])
 		}
@@ -91,7 +91,7 @@ func appendMessage(b []byte, m Message) ([]byte, error) {
 				if i > 0 {
 					b = append(b, ',')
 				}
-				b = appendString(b, id)
+				b = AppendString(b, id)
 				b = append(b, ':')
 				b = strconv.AppendInt(b, m.Sequences[id], 10)
 			}
@@ -100,7 +100,7 @@ func appendMessage(b []byte, m Message) ([]byte, error) {
 	case TypeSyncComplete:
 		if m.Repository != "" {
 			b = appendKey(b, "repository")
-			b = appendString(b, m.Repository)
+			b = AppendString(b, m.Repository)
 		}
 		b = appendKey(b, "hasMore")
 		b = strconv.AppendBool(b, m.HasMore)
@@ -108,18 +108,18 @@ func appendMessage(b []byte, m Message) ([]byte, error) {
 		b = strconv.AppendInt(b, m.LastSequence, 10)
 	case TypeError:
 		b = appendKey(b, "message")
-		b = appendString(b, m.Text)
+		b = AppendString(b, m.Text)
 		if m.Code != "" {
 			b = appendKey(b, "code")
-			b = appendString(b, string(m.Code))
+			b = AppendString(b, string(m.Code))
 		}
 		if m.Repository != "" {
 			b = appendKey(b, "repository")
-			b = appendString(b, m.Repository)
+			b = AppendString(b, m.Repository)
 		}
 		if m.EventID != "" {
 			b = appendKey(b, "eventId")
-			b = appendString(b, m.EventID)
+			b = AppendString(b, m.EventID)
 		}
 	}
 	return append(b, '}'), nil
@@ -145,13 +145,13 @@ func marshalAuth(m Message) ([]byte, error) {
 // appendEvent appends an event's coded form.
 func appendEvent(b []byte, e Event) []byte {
 	b = append(b, `{"_event_id":`...)
-	b = appendString(b, e.ID)
+	b = AppendString(b, e.ID)
 	b = append(b, `,"_operation":`...)
 	b = strconv.AppendInt(b, int64(e.Operation), 10)
 	b = append(b, `,"_created_at":"`...)
 	b = e.CreatedAt.UTC().AppendFormat(b, TimeLayout)
 	b = append(b, `","_data_id":`...)
-	b = appendString(b, e.DataID)
+	b = AppendString(b, e.DataID)
 	if e.Operation != OpDelete && len(e.Data) > 0 {
 		b = append(b, `,"_data":`...)
 		b = append(b, e.Data...)
@@ -181,7 +181,7 @@ func appendStrings(b []byte, ss []string) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, s)
+		b = AppendString(b, s)
 	}
 	return append(b, ']')
 }
@@ -198,10 +198,10 @@ func sortedKeys[V any](m map[string]V) []string {
 
 const hex = "0123456789abcdef"
 
-// appendString appends s as a JSON string. Like encoding/json it escapes
+// AppendString appends s as a JSON string. Like encoding/json it escapes
 // control characters, U+2028 and U+2029, and writes invalid UTF-8 as
 // U+FFFD; unlike it, it leaves <, > and & alone (frames are not HTML).
-func appendString(b []byte, s string) []byte {
+func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {

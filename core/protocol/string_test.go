@@ -1,6 +1,4 @@
-//go:build js && wasm
-
-package idb
+package protocol_test
 
 import (
 	"encoding/json"
@@ -8,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/lfsync/lfsync/core/protocol"
 )
 
 // TestAppendString checks the JSON string encoder against encoding/json's
@@ -25,13 +25,13 @@ func TestAppendString(t *testing.T) {
 		cases = append(cases, string(b))
 	}
 	for _, s := range cases {
-		enc := appendString(nil, s)
+		enc := protocol.AppendString(nil, s)
 		var got string
 		if err := json.Unmarshal(enc, &got); err != nil {
-			t.Fatalf("appendString(%q) = %s: not JSON: %v", s, enc, err)
+			t.Fatalf("AppendString(%q) = %s: not JSON: %v", s, enc, err)
 		}
 		if want := replaceInvalid(s); got != want {
-			t.Fatalf("appendString(%q) decodes to %q, want %q", s, got, want)
+			t.Fatalf("AppendString(%q) decodes to %q, want %q", s, got, want)
 		}
 	}
 }

@@ -100,6 +100,7 @@ func (c *conn) serve() {
 
 func (c *conn) cleanup() {
 	c.cancel()
+	c.s.hub.unsubscribeAll(c)
 	c.mu.Lock()
 	subs := c.subs
 	c.subs = nil

@@ -27,6 +27,10 @@ type hub struct {
 
 	mu    sync.Mutex
 	repos map[repoKey]*broadcaster
+	// wild holds, per namespace, the connections subscribed to every
+	// repository they may read (request_all_events without a repository),
+	// including repositories created later.
+	wild map[string]map[*conn]struct{}
 }
 
 type repoKey struct{ ns, repo string }
@@ -96,30 +100,128 @@ func newHub(ctx context.Context, store Store, log *slog.Logger, m *metrics, page
 }
 
 // get returns the repository's broadcaster, initialized to the log's current
-// end.
+// end. A repository new to this hub joins the connections subscribed to
+// their whole namespace: broadcasters live as long as the hub, so every
+// repository that existed when such a connection subscribed already has one
+// and a new broadcaster means a repository created since, whose events the
+// connection has never seen. It then replays the log from the start to them.
 func (h *hub) get(ctx context.Context, ns, repo string) (*broadcaster, error) {
 	key := repoKey{ns, repo}
 	h.mu.Lock()
 	b := h.repos[key]
+	var joiners []*conn
 	if b == nil {
 		b = &broadcaster{h: h, key: key, subs: make(map[*conn]struct{}), origins: make(map[string]*pending)}
 		h.repos[key] = b
+		for c := range h.wild[ns] {
+			joiners = append(joiners, c)
+		}
 	}
 	h.mu.Unlock()
 	if b.isReady.Load() {
 		return b, nil // every push comes here: spare it b.mu
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	var replay int64
 	if !b.ready {
 		last, err := h.store.LastSequence(ctx, ns, repo)
 		if err != nil {
+			b.mu.Unlock()
 			return nil, err
 		}
 		b.lastSent, b.target, b.ready = last, last, true
+		for _, c := range joiners {
+			if p := c.current(); p != nil && p.Namespace == ns && p.CanRead(repo) {
+				b.subs[c] = struct{}{}
+				b.lastSent, replay = 0, last
+			}
+		}
 		b.isReady.Store(true)
 	}
+	b.mu.Unlock()
+	for c := range b.subsOf(joiners) {
+		c.addSub(b)
+	}
+	if replay > 0 {
+		b.kick(replay)
+	}
 	return b, nil
+}
+
+// subsOf returns those of cs that subscribe to b.
+func (b *broadcaster) subsOf(cs []*conn) map[*conn]struct{} {
+	if len(cs) == 0 {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[*conn]struct{}, len(cs))
+	for _, c := range cs {
+		if _, ok := b.subs[c]; ok {
+			out[c] = struct{}{}
+		}
+	}
+	return out
+}
+
+// subscribeAll makes c receive the events of every repository of ns it may
+// read that this hub learns of from now on; the caller subscribes it to the
+// repositories that exist already.
+func (h *hub) subscribeAll(c *conn, ns string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.wild == nil {
+		h.wild = make(map[string]map[*conn]struct{})
+	}
+	if h.wild[ns] == nil {
+		h.wild[ns] = make(map[*conn]struct{})
+	}
+	h.wild[ns][c] = struct{}{}
+}
+
+// unsubscribeAll undoes subscribeAll for every namespace.
+func (h *hub) unsubscribeAll(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ns, conns := range h.wild {
+		delete(conns, c)
+		if len(conns) == 0 {
+			delete(h.wild, ns)
+		}
+	}
+}
+
+// pollNew looks for repositories created through other nodes whose
+// notification was lost, in the namespaces someone subscribes to whole.
+func (h *hub) pollNew() {
+	h.mu.Lock()
+	nss := make([]string, 0, len(h.wild))
+	for ns := range h.wild {
+		nss = append(nss, ns)
+	}
+	h.mu.Unlock()
+	for _, ns := range nss {
+		infos, err := h.store.Repositories(h.ctx, ns)
+		if err != nil {
+			h.log.Warn("failed to list repositories for whole-namespace subscribers", "namespace", ns, "err", err)
+			continue
+		}
+		for _, in := range infos {
+			if h.lookup(ns, in.Name) != nil {
+				continue
+			}
+			if b, err := h.get(h.ctx, ns, in.Name); err == nil {
+				b.kick(in.LastSequence)
+			}
+		}
+	}
+}
+
+// watchesAll reports whether any connection subscribes to all of ns.
+func (h *hub) watchesAll(ns string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.wild[ns]) > 0
 }
 
 // lookup returns an existing broadcaster or nil.
@@ -515,6 +617,11 @@ func (h *hub) watch(w Watcher, poll time.Duration) {
 			h.metrics.advances.Add(1)
 			if b := h.lookup(adv.Namespace, adv.Repository); b != nil {
 				b.kick(adv.Sequence)
+			} else if h.watchesAll(adv.Namespace) {
+				// A repository created through another node.
+				if b, err := h.get(h.ctx, adv.Namespace, adv.Repository); err == nil {
+					b.kick(adv.Sequence)
+				}
 			}
 		case <-t.C:
 			h.mu.Lock()
@@ -531,6 +638,7 @@ func (h *hub) watch(w Watcher, poll time.Duration) {
 					b.kick(0)
 				}
 			}
+			h.pollNew()
 		}
 	}
 }

@@ -148,6 +148,10 @@ func (c *conn) handleRequestAll(p Principal, m protocol.Message) {
 		}
 		repos = []string{m.Repository}
 	} else {
+		// Repositories created from now on reach c through the hub; the
+		// ones listed below are subscribed one by one. Registered before
+		// listing, so none falls in between.
+		c.s.hub.subscribeAll(c, p.Namespace)
 		infos, err := c.s.cfg.Store.Repositories(c.ctx, p.Namespace)
 		if err != nil {
 			c.log.Error("failed to list repositories", "err", err)

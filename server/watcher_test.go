@@ -266,3 +266,57 @@ func seqs(events []protocol.Event) []int64 {
 	}
 	return out
 }
+
+// TestRequestAllAcrossNodes: a client of node B that asked for every
+// repository (request_all_events without one) receives the events of
+// repositories created through node A, although node B learns of them only
+// from lossy notifications and its poll.
+func TestRequestAllAcrossNodes(t *testing.T) {
+	t.Parallel()
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "shared.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := &sharedStore{Store: st}
+	node := func() string {
+		srv, err := server.New(server.Config{Store: shared, Verifier: server.OpenVerifier(), WatchPoll: 50 * time.Millisecond, Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(srv)
+		t.Cleanup(func() {
+			srv.Shutdown(context.Background())
+			hs.Close()
+		})
+		return "ws" + strings.TrimPrefix(hs.URL, "http") + "/sync"
+	}
+	a, b := node(), node()
+	t.Cleanup(func() { st.Close() })
+
+	r := dialURL(t, b, nil)
+	r.auth("r")
+	r.send(map[string]any{"type": "request_all_events"})
+	for m := r.read(); m.Type != protocol.TypeSyncComplete; m = r.read() {
+	}
+	w := dialURL(t, a, nil)
+	w.auth("w")
+	want := map[string]bool{}
+	for i := range 6 { // every third notification is lost
+		repo := fmt.Sprint("repo", i)
+		w.push(repo, ev("d"+repo, nil))
+		want[repo] = true
+	}
+	got := map[string]int{}
+	for len(got) < len(want) {
+		m := r.expect(protocol.TypeEvents)
+		if !want[m.Repository] {
+			t.Fatalf("events of unexpected repository %q", m.Repository)
+		}
+		got[m.Repository] += len(m.Events)
+	}
+	for repo, n := range got {
+		if n != 1 {
+			t.Fatalf("%s: %d events, want 1 (got %v)", repo, n, got)
+		}
+	}
+}

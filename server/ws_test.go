@@ -387,6 +387,21 @@ func TestRequestAllEvents(t *testing.T) {
 	}
 	r.send(map[string]any{"type": "request_all_events", "repository": "secret"})
 	r.expectError(protocol.CodeForbidden)
+
+	// Without a repository it also covers repositories created later, the
+	// ones the principal may read.
+	a := dial(t, s)
+	a.auth("alice")
+	a.send(map[string]any{"type": "request_all_events"})
+	for m := a.read(); m.Type != protocol.TypeSyncComplete; m = a.read() {
+	}
+	w.push("fresh", ev("f1", nil))
+	if m := a.expect(protocol.TypeEvents); m.Repository != "fresh" || len(m.Events) != 1 || m.Events[0].DataID != "f1" {
+		t.Fatalf("new repository after request_all_events: %s %v", m.Repository, ids(m.Events))
+	}
+	// todoer may not read it: its next frame is the pong.
+	r.send(map[string]any{"type": "ping"})
+	r.expect(protocol.TypePong)
 }
 
 func TestEventsReceived(t *testing.T) {

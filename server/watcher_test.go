@@ -61,11 +61,10 @@ func (s *sharedStore) Watch(ctx context.Context) (<-chan server.Advance, error) 
 
 var _ server.Watcher = (*sharedStore)(nil)
 
-// TestWatcherFanOutAcrossNodes: clients of node B receive, in order and
-// exactly once, the events pushed concurrently through node A, although
-// node B learns of them only from (lossy) store notifications.
-func TestWatcherFanOutAcrossNodes(t *testing.T) {
-	t.Parallel()
+// twoNodes starts two server nodes on one lossy sharedStore and returns
+// their WebSocket URLs.
+func twoNodes(t *testing.T) (a, b string) {
+	t.Helper()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "shared.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -83,8 +82,17 @@ func TestWatcherFanOutAcrossNodes(t *testing.T) {
 		})
 		return "ws" + strings.TrimPrefix(hs.URL, "http") + "/sync"
 	}
-	a, b := node(), node()
+	a, b = node(), node()
 	t.Cleanup(func() { st.Close() })
+	return a, b
+}
+
+// TestWatcherFanOutAcrossNodes: clients of node B receive, in order and
+// exactly once, the events pushed concurrently through node A, although
+// node B learns of them only from (lossy) store notifications.
+func TestWatcherFanOutAcrossNodes(t *testing.T) {
+	t.Parallel()
+	a, b := twoNodes(t)
 
 	const writers, perWriter = 4, 30
 	var readers []*client
@@ -273,25 +281,7 @@ func seqs(events []protocol.Event) []int64 {
 // from lossy notifications and its poll.
 func TestRequestAllAcrossNodes(t *testing.T) {
 	t.Parallel()
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "shared.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	shared := &sharedStore{Store: st}
-	node := func() string {
-		srv, err := server.New(server.Config{Store: shared, Verifier: server.OpenVerifier(), WatchPoll: 50 * time.Millisecond, Logger: quietLogger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := httptest.NewServer(srv)
-		t.Cleanup(func() {
-			srv.Shutdown(context.Background())
-			hs.Close()
-		})
-		return "ws" + strings.TrimPrefix(hs.URL, "http") + "/sync"
-	}
-	a, b := node(), node()
-	t.Cleanup(func() { st.Close() })
+	a, b := twoNodes(t)
 
 	r := dialURL(t, b, nil)
 	r.auth("r")

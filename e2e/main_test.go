@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/lfsync/lfsync/e2e/headless"
 )
 
 var (
@@ -27,7 +29,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	chromiumPath = findChromium()
+	chromiumPath = headless.Find()
 	if chromiumPath == "" {
 		// Every test skips (or fails under CI=true) in requireBrowser; no
 		// point building the web root.
@@ -78,25 +80,6 @@ func requireBrowser(t *testing.T) {
 		t.Fatal("Chromium not found (set LFSYNC_CHROMIUM or install chromium); CI=true, so this fails")
 	}
 	t.Skip("Chromium not found; set LFSYNC_CHROMIUM or install chromium")
-}
-
-// findChromium returns the browser to drive, or "" when there is none.
-func findChromium() string {
-	if p := os.Getenv("LFSYNC_CHROMIUM"); p != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		return ""
-	}
-	if _, err := os.Stat("/usr/bin/chromium"); err == nil {
-		return "/usr/bin/chromium"
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
 }
 
 // moduleRoot returns the directory holding the go.mod of this module.

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/chromedp"
+
+	"github.com/lfsync/lfsync/e2e/headless"
 )
 
 // chromium is one headless Chromium process; every figure runs in it.
@@ -22,20 +22,15 @@ type chromium struct {
 	logf        func(string, ...any)
 }
 
-// findChromium returns path, or the first Chromium or Chrome on PATH.
+// findChromium returns path, or the Chromium the e2e tests use.
 func findChromium(path string) (string, error) {
 	if path != "" {
 		return path, nil
 	}
-	if p := os.Getenv("CHROMIUM"); p != "" {
+	if p := headless.Find(); p != "" {
 		return p, nil
 	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, nil
-		}
-	}
-	return "", errors.New("no Chromium found (apt-get install -y chromium, or pass -chromium PATH)")
+	return "", errors.New("no Chromium found (apt-get install -y chromium, set LFSYNC_CHROMIUM, or pass -chromium PATH)")
 }
 
 // startChromium launches headless Chromium on a fresh profile in dir.
@@ -44,33 +39,7 @@ func startChromium(path, dir string, logf func(string, ...any)) (*chromium, erro
 	if err != nil {
 		return nil, err
 	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(dir),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-default-apps", true),
-		chromedp.Flag("disable-breakpad", true),
-		// Timers and rendering of background tabs run at full speed: two
-		// contexts measure against each other.
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-		chromedp.Flag("disable-hang-monitor", true),
-		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
-		chromedp.Flag("password-store", "basic"),
-		chromedp.Flag("use-mock-keychain", true),
-		chromedp.Flag("metrics-recording-only", true),
-	}
+	opts := headless.Options(path, dir)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithErrorf(func(string, ...any) {}))
 	if err := chromedp.Do(ctx); err != nil {

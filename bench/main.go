@@ -48,7 +48,7 @@ func run() error {
 	web := flag.String("web", "web/dist", "the built web bundle (make build)")
 	md := flag.String("md", "docs/benchmarks.md", "Markdown file to write the run into (between its bench markers); empty: none")
 	jsonPath := flag.String("json", "docs/benchmarks.json", "JSON file to write; empty: none")
-	chromium := flag.String("chromium", "", "Chromium binary (default: chromium on PATH, or $CHROMIUM)")
+	chromium := flag.String("chromium", "", "Chromium binary (default: $LFSYNC_CHROMIUM, /usr/bin/chromium, or Chromium on PATH)")
 	pg := flag.String("postgres", "auto", `PostgreSQL for the server suite: "auto" (a throwaway cluster when PostgreSQL is installed), "off", or a postgres:// DSN of a database to create test databases beside`)
 	verbose := flag.Bool("v", false, "log the lfsync server too")
 	profile := flag.String("profile", "", "directory for V8 CPU profiles of the browser suite's tabs (build the wasm without -s -w for Go names)")

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+
+	"github.com/lfsync/lfsync/core/protocol"
 )
 
 // This file reads just the fields a query needs out of a document's JSON,
@@ -56,11 +58,11 @@ func (n *queryPathNode) clear(vals [][]byte) {
 // extract stores in vals, by slot, the raw value of every path of n's
 // subtree found in the JSON object obj. Missing paths stay nil.
 func (n *queryPathNode) extract(obj []byte, vals [][]byte) error {
-	i := querySkipWS(obj, 0)
+	i := protocol.SkipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return errQueryJSON
 	}
-	i = querySkipWS(obj, i+1)
+	i = protocol.SkipSpace(obj, i+1)
 	if i < len(obj) && obj[i] == '}' {
 		return nil
 	}
@@ -69,16 +71,16 @@ func (n *queryPathNode) extract(obj []byte, vals [][]byte) error {
 			return errQueryJSON
 		}
 		ks := i
-		end, esc, err := queryScanString(obj, i)
+		end, esc, err := protocol.SkipString(obj, i)
 		if err != nil {
 			return err
 		}
-		i = querySkipWS(obj, end)
+		i = protocol.SkipSpace(obj, end)
 		if i >= len(obj) || obj[i] != ':' {
 			return errQueryJSON
 		}
-		vs := querySkipWS(obj, i+1)
-		ve, err := querySkipValue(obj, vs)
+		vs := protocol.SkipSpace(obj, i+1)
+		ve, err := protocol.SkipValue(obj, vs)
 		if err != nil {
 			return err
 		}
@@ -99,13 +101,13 @@ func (n *queryPathNode) extract(obj []byte, vals [][]byte) error {
 				}
 			}
 		}
-		i = querySkipWS(obj, ve)
+		i = protocol.SkipSpace(obj, ve)
 		if i >= len(obj) {
 			return errQueryJSON
 		}
 		switch obj[i] {
 		case ',':
-			i = querySkipWS(obj, i+1)
+			i = protocol.SkipSpace(obj, i+1)
 		case '}':
 			return nil
 		default:
@@ -133,74 +135,6 @@ func (n *queryPathNode) kid(quoted []byte, esc bool) (*queryPathNode, error) {
 		}
 	}
 	return nil, nil
-}
-
-func querySkipWS(b []byte, i int) int {
-	for i < len(b) {
-		switch b[i] {
-		case ' ', '\t', '\n', '\r':
-			i++
-		default:
-			return i
-		}
-	}
-	return i
-}
-
-// queryScanString returns the index after the string starting at b[i] (a
-// quote) and whether it holds escapes.
-func queryScanString(b []byte, i int) (end int, esc bool, err error) {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			return i + 1, esc, nil
-		case '\\':
-			esc = true
-			i++
-		}
-	}
-	return 0, false, errQueryJSON
-}
-
-// querySkipValue returns the index after the JSON value starting at b[i].
-func querySkipValue(b []byte, i int) (int, error) {
-	if i >= len(b) {
-		return 0, errQueryJSON
-	}
-	switch c := b[i]; {
-	case c == '"':
-		end, _, err := queryScanString(b, i)
-		return end, err
-	case c == '{' || c == '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				end, _, err := queryScanString(b, i)
-				if err != nil {
-					return 0, err
-				}
-				i = end
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1, nil
-				}
-			}
-			i++
-		}
-		return 0, errQueryJSON
-	case c == 't' || c == 'f' || c == 'n' || c == '-' || c >= '0' && c <= '9':
-		j := i
-		for j < len(b) && (b[j] >= 'a' && b[j] <= 'z' || b[j] >= '0' && b[j] <= '9' || b[j] == '-' || b[j] == '+' || b[j] == '.' || b[j] == 'E') {
-			j++
-		}
-		return j, nil
-	}
-	return 0, errQueryJSON
 }
 
 // queryKind is a JSON type, in the order orderBy sorts types.
@@ -293,29 +227,29 @@ func queryDecode(raw []byte) (any, error) {
 // queryEachElem calls fn with every element of the JSON array arr until fn
 // returns true; it reports whether fn did.
 func queryEachElem(arr []byte, fn func(elem []byte) (bool, error)) (bool, error) {
-	i := querySkipWS(arr, 0)
+	i := protocol.SkipSpace(arr, 0)
 	if i >= len(arr) || arr[i] != '[' {
 		return false, errQueryJSON
 	}
-	i = querySkipWS(arr, i+1)
+	i = protocol.SkipSpace(arr, i+1)
 	if i < len(arr) && arr[i] == ']' {
 		return false, nil
 	}
 	for {
-		end, err := querySkipValue(arr, i)
+		end, err := protocol.SkipValue(arr, i)
 		if err != nil {
 			return false, err
 		}
 		if stop, err := fn(arr[i:end]); stop || err != nil {
 			return stop, err
 		}
-		i = querySkipWS(arr, end)
+		i = protocol.SkipSpace(arr, end)
 		if i >= len(arr) {
 			return false, errQueryJSON
 		}
 		switch arr[i] {
 		case ',':
-			i = querySkipWS(arr, i+1)
+			i = protocol.SkipSpace(arr, i+1)
 		case ']':
 			return false, nil
 		default:

@@ -246,6 +246,21 @@ func scanObject(b []byte, fn member) (trailing bool, err error) {
 	return false, nil
 }
 
+// The scanner's primitives, for other readers of raw JSON (the query engine
+// reads fields of stored documents with them).
+
+// SkipSpace returns the index of the first non-space byte at or after i.
+func SkipSpace(b []byte, i int) int { return skipSpace(b, i) }
+
+// SkipValue checks the JSON value starting at b[i] (no leading space) and
+// returns the index just past it.
+func SkipValue(b []byte, i int) (int, error) { return skipValue(b, i, 0) }
+
+// SkipString checks the JSON string starting at b[i] == '"' and returns the
+// index past its closing quote, and whether it holds escapes or non-ASCII
+// bytes (so that reading it needs encoding/json).
+func SkipString(b []byte, i int) (end int, slow bool, err error) { return skipString(b, i) }
+
 // keyIs reports whether a raw key (quotes included, as skipObject gives it)
 // spells name. Keys with escapes never match: no key the protocol reads
 // needs one.
